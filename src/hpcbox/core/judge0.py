@@ -588,50 +588,78 @@ class StoredView:
     language_name: str | None = None
 
 
+#: Fields that depend on the outcome of a finished judgement.
+_OUTCOME_FIELDS = frozenset(
+    (
+        "stdout",
+        "stderr",
+        "compile_output",
+        "message",
+        "exit_code",
+        "exit_signal",
+        "time",
+        "wall_time",
+        "memory",
+    )
+)
+
+
 def render_submission(view: StoredView, *, fields: Sequence[str], encoded: bool) -> dict[str, Any]:
     """A submission as Judge0 shows it, restricted to ``fields``.
 
     Output texts (``stdout``, ``stderr``, ``compile_output``, ``message``) that are
     empty are ``null``, as Judge0 stores them. Raises :class:`UnicodeDecodeError`
     when a requested text field is not UTF-8 and ``encoded`` is false (the route
-    answers as Judge0 does: use base64); fields not asked for are never decoded.
+    answers as Judge0 does: use base64); fields not asked for are never computed
+    (a client polling for ``token,status`` pays for just those).
     """
+    wanted = set(fields)
     full: dict[str, Any] = {"token": view.token}
     # Text fields as bytes, encoded (base64 or UTF-8) only if asked for.
     texts: dict[str, bytes | None] = {}
     for name in _INPUT_FIELDS:
-        full[name] = view.echo.get(name)
-    for name in ("source_code", "stdin", "expected_output"):
-        raw = full.pop(name, None)
-        texts[name] = None if raw is None else base64.b64decode(raw)
-    language_id = view.echo.get("language_id")
-    full["language"] = (
-        {"id": language_id, "name": view.language_name} if view.language_name else None
-    )
+        if name not in wanted:
+            continue
+        raw = view.echo.get(name)
+        if name in ("source_code", "stdin", "expected_output"):
+            texts[name] = None if raw is None else base64.b64decode(raw)
+        else:
+            full[name] = raw
+    if "language" in wanted:
+        language_id = view.echo.get("language_id")
+        full["language"] = (
+            {"id": language_id, "name": view.language_name} if view.language_name else None
+        )
     full["created_at"] = view.created_at
     full["finished_at"] = view.finished_at
-    result = view.result
-    if result is None or view.state != "done":
+    result = view.result if view.state == "done" else None
+    if result is None:
         status = PROCESSING if view.state == "processing" else IN_QUEUE
         texts.update(stdout=None, stderr=None, compile_output=None, message=None)
         full.update(exit_code=None, exit_signal=None, time=None, wall_time=None, memory=None)
     else:
         status = status_for(result)
-        test = _deciding_test(result)
-        runs = result.tests
-        texts.update(
-            stdout=(test.stdout or None) if test else None,
-            stderr=(test.stderr or None) if test else None,
-            compile_output=result.compile_output or None,
-            message=_message(result, test) or None,
-        )
-        full.update(
-            exit_code=test.exit_code if test else None,
-            exit_signal=test.exit_signal if test else None,
-            time=_seconds(_mean(t.cpu_time_s for t in runs)) if runs else None,
-            wall_time=_seconds(_mean(t.wall_time_s for t in runs)) if runs else None,
-            memory=max(t.peak_memory_bytes for t in runs) // _KB if runs else None,
-        )
+        if wanted & _OUTCOME_FIELDS:
+            _outcome(result, texts, full)
     full["status_id"] = status
     full["status"] = {"id": status, "description": STATUSES[status]}
     return {name: _encode(texts[name], encoded) if name in texts else full[name] for name in fields}
+
+
+def _outcome(result: JudgeResult, texts: dict[str, bytes | None], full: dict[str, Any]) -> None:
+    """Fill in the fields of a finished judgement's outcome."""
+    test = _deciding_test(result)
+    runs = result.tests
+    texts.update(
+        stdout=(test.stdout or None) if test else None,
+        stderr=(test.stderr or None) if test else None,
+        compile_output=result.compile_output or None,
+        message=_message(result, test) or None,
+    )
+    full.update(
+        exit_code=test.exit_code if test else None,
+        exit_signal=test.exit_signal if test else None,
+        time=_seconds(_mean(t.cpu_time_s for t in runs)) if runs else None,
+        wall_time=_seconds(_mean(t.wall_time_s for t in runs)) if runs else None,
+        memory=max(t.peak_memory_bytes for t in runs) // _KB if runs else None,
+    )

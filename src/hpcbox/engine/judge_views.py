@@ -83,7 +83,8 @@ def judge0_json(
         token=record.token,
         state=record.state,
         echo=echo,
-        result=record.result,
+        # Decoded only when it can be shown (see SubmissionRecord).
+        result=record.result if record.state == "done" else None,
         created_at=iso(record.created_at),
         finished_at=iso(record.finished_at),
         language_name=(language_names or {}).get(lang_id) if isinstance(lang_id, int) else None,

@@ -35,6 +35,9 @@ class Language:
     package: str = ""
     smoke_source: str = ""
     env: tuple[tuple[str, str], ...] = ()
+    #: Boxes forked from the sandbox fork-server (see ``sandbox/untrusted/_zygote.py``):
+    #: worth it where a run is mostly an interpreter's start, as for Python.
+    fork_server: bool = False
 
 
 def load_registry(path: Path | None = None) -> dict[str, Language]:
@@ -74,6 +77,11 @@ def _parse(key: str, entry: object) -> Language:
     env = entry.get("env") or {}
     if not isinstance(env, dict):
         raise InvalidInputError(f"language {key}: env must be a mapping", field="env")
+    fork_server = entry.get("fork_server", False)
+    if not isinstance(fork_server, bool):
+        raise InvalidInputError(
+            f"language {key}: fork_server must be a boolean", field="fork_server"
+        )
     return Language(
         key=key,
         name=str(entry["name"]),
@@ -84,6 +92,7 @@ def _parse(key: str, entry: object) -> Language:
         package=str(entry.get("package") or ""),
         smoke_source=str(entry.get("smoke") or ""),
         env=tuple((str(k), str(v)) for k, v in env.items()),
+        fork_server=fork_server,
     )
 
 

@@ -69,7 +69,8 @@ class _CompileFailed(Exception):
         self.message = message
 
 
-def _env(lang: Language) -> dict[str, str]:
+def run_env(lang: Language) -> dict[str, str]:
+    """The environment of every compile and run of ``lang``."""
     return {**_ENV, **dict(lang.env)}
 
 
@@ -86,7 +87,7 @@ def build(take_box: TakeBox, lang: Language, source: bytes, options: str) -> _Pr
     with take_box(lang.key) as box:
         box.write_file(lang.source_file, source)
         result = box.run(
-            RunSpec(argv=tuple(argv), env=_env(lang), limits=COMPILE_LIMITS, merge_stderr=True)
+            RunSpec(argv=tuple(argv), env=run_env(lang), limits=COMPILE_LIMITS, merge_stderr=True)
         )
         output = result.stdout
         if result.cpu_exceeded or result.wall_exceeded:
@@ -139,7 +140,7 @@ def run_program(
         return box.run(
             RunSpec(
                 argv=tuple(argv),
-                env=_env(lang),
+                env=run_env(lang),
                 limits=limits,
                 stdin_file=_STDIN,
                 merge_stderr=merge_stderr,

@@ -17,7 +17,7 @@ from hpcbox.core.errors import HpcboxError, InvalidInputError
 from hpcbox.core.judge import JudgeResult, Submission, TestCase, TestObserver, Verdict
 from hpcbox.core.settings import Settings
 from hpcbox.judge.languages import Language, load_registry, name_with_versions
-from hpcbox.judge.pipeline import judge_submission
+from hpcbox.judge.pipeline import judge_submission, run_env
 from hpcbox.judge.rootfs import ensure_rootfs, installed_versions
 from hpcbox.sandbox.untrusted.box import UntrustedSandbox, WarmBox
 from hpcbox.sandbox.untrusted.pool import WarmPool
@@ -89,11 +89,15 @@ class JudgeService:
                 return self._pool, self._factory, self._named
             packages = [lang.package for lang in self._registry.values() if lang.package]
             rootfs = ensure_rootfs(self._cache, packages, progress=self._progress or log.info)
-            factory = UntrustedSandbox(rootfs)
+            forked = [k for k, lang in self._registry.items() if lang.fork_server]
+            # The fork-server starts with the environment of the first language
+            # forked from it; runs of another environment are exec'd as usual.
+            fork_env = run_env(self._registry[forked[0]]) if forked else None
+            factory = UntrustedSandbox(rootfs, fork_env=fork_env)
             factory.check()
             versions = installed_versions(rootfs)
             named = {k: name_with_versions(lang, versions) for k, lang in self._registry.items()}
-            pool = WarmPool(factory, self._sizes)
+            pool = WarmPool(factory, self._sizes, forked=forked)
             self._named, self._factory, self._pool = named, factory, pool
             return pool, factory, named
 

@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy import Engine, Row, and_, delete, func, insert, or_, select, update
@@ -34,23 +35,42 @@ _CANDIDATES = 8  # rows tried per claim_next round when other workers race for t
 
 @dataclass(frozen=True)
 class SubmissionRecord:
-    """A stored submission as the queue and the shells see it."""
+    """A stored submission as the queue and the shells see it.
+
+    ``submission`` and ``result`` are decoded from their stored JSON on first use
+    only: a client polling a batch asks for a status, and decoding every stored
+    source and output it did not ask for was most of the server's work per poll.
+    """
 
     token: str
     api: str
     language: str
     priority: int
     state: str
-    submission: Submission
     echo: dict[str, Any] | None
     callback_url: str | None
-    result: JudgeResult | None
     runs: int
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
     expires_at: datetime | None
     claim: str | None = None
+    #: The submission as stored (JSON), or already decoded.
+    submission_stored: str | Submission = ""
+    #: The result as stored (JSON), already decoded, or None while there is none.
+    result_stored: str | JudgeResult | None = None
+
+    @cached_property
+    def submission(self) -> Submission:
+        stored = self.submission_stored
+        return stored if isinstance(stored, Submission) else load_model(Submission, stored)
+
+    @cached_property
+    def result(self) -> JudgeResult | None:
+        stored = self.result_stored
+        if stored is None or isinstance(stored, JudgeResult):
+            return stored
+        return load_model(JudgeResult, stored)
 
 
 def _aware(moment: datetime | None) -> datetime | None:
@@ -64,10 +84,10 @@ def _record(row: Row[Any]) -> SubmissionRecord:
         language=row.language,
         priority=row.priority,
         state=row.state,
-        submission=load_model(Submission, row.submission),
+        submission_stored=row.submission,
         echo=None if row.echo is None else dict(json.loads(row.echo)),
         callback_url=row.callback_url,
-        result=None if row.result is None else load_model(JudgeResult, row.result),
+        result_stored=row.result,
         runs=row.runs,
         created_at=_aware(row.created_at) or row.created_at,
         started_at=_aware(row.started_at),
@@ -146,10 +166,9 @@ class SubmissionStore:
             language=submission.language,
             priority=priority,
             state=QUEUED,
-            submission=submission,
+            submission_stored=submission,
             echo=None if echo is None else dict(echo),
             callback_url=callback_url,
-            result=None,
             runs=0,
             created_at=created_at.replace(tzinfo=UTC),
             started_at=None,

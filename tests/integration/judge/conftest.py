@@ -38,9 +38,11 @@ def judge_rootfs() -> Path:
     return ensure_rootfs(JUDGE_CACHE, packages, progress=print)
 
 
-@pytest.fixture(scope="module")
-def sandbox(judge_rootfs: Path) -> Iterator[UntrustedSandbox]:
-    factory = UntrustedSandbox(judge_rootfs)
+@pytest.fixture(scope="module", params=[True, False], ids=["fork-server", "bwrap-per-box"])
+def sandbox(judge_rootfs: Path, request: pytest.FixtureRequest) -> Iterator[UntrustedSandbox]:
+    """Both ways of starting boxes: forked from the fork-server (the default) and
+    one bwrap per box (the fallback); every sandbox test runs against each."""
+    factory = UntrustedSandbox(judge_rootfs, fork_server=request.param)
     factory.check()
     yield factory
     factory.close()

@@ -11,10 +11,20 @@ judge is killed), the kernel kills bwrap and with it the sandbox.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-__all__ = ["BOX_DIR", "JOIN_SCRIPT", "SANDBOX_GID", "SANDBOX_UID", "BoxCommand", "build_argv"]
+__all__ = [
+    "BOX_DIR",
+    "JOIN_SCRIPT",
+    "PATH",
+    "SANDBOX_GID",
+    "SANDBOX_UID",
+    "BoxCommand",
+    "ZygoteCommand",
+    "build_argv",
+    "build_zygote_argv",
+]
 
 #: The work directory inside every sandbox (a mount point of the runtime rootfs).
 BOX_DIR = "/box"
@@ -28,7 +38,8 @@ JOIN_SCRIPT = (
     'shift\nexec "$@"\n'
 )
 
-_PATH = "/usr/local/bin:/usr/bin:/bin"
+#: The PATH of every box started by bwrap.
+PATH = "/usr/local/bin:/usr/bin:/bin"
 
 
 @dataclass(frozen=True)
@@ -58,22 +69,114 @@ class BoxCommand:
 
 def build_argv(cmd: BoxCommand) -> list[str]:
     """The full argv (see module docstring); every value is its own element."""
-    uid = str(cmd.host_uid)
     return [
-        cmd.sh,
+        *_prefix(cmd.sh, cmd.setpriv, cmd.bwrap, cmd.host_uid, cmd.procs_files, cmd.rootfs),
+        "--size",
+        str(cmd.box_bytes),
+        "--tmpfs",
+        BOX_DIR,
+        "--size",
+        str(cmd.tmp_bytes),
+        "--tmpfs",
+        "/tmp",
+        "--chdir",
+        BOX_DIR,
+        "--clearenv",
+        "--setenv",
+        "PATH",
+        PATH,
+        "--seccomp",
+        str(cmd.seccomp_fd),
+        "--info-fd",
+        str(cmd.info_fd),
+        "--",
+        *(
+            (cmd.supervisor_exec,)
+            if cmd.supervisor_exec
+            else (cmd.python, "-I", "-S", "-c", cmd.supervisor_source)
+        ),
+        str(cmd.request_fd),
+        str(cmd.result_fd),
+        str(cmd.stdout_fd),
+        str(cmd.stderr_fd),
+    ]
+
+
+@dataclass(frozen=True)
+class ZygoteCommand:
+    """Everything :func:`build_zygote_argv` needs; descriptors are numbers in the child."""
+
+    sh: str
+    setpriv: str
+    bwrap: str
+    host_uid: int
+    rootfs: str
+    box_bytes: int
+    tmp_bytes: int
+    procs_files: Sequence[str]
+    control_fd: int
+    seccomp_fd: int
+    #: The fork-server's environment (the one its in-process Python runs have).
+    env: Mapping[str, str]
+    zygote_source: str
+    python: str = "/usr/bin/python3"
+
+
+def build_zygote_argv(cmd: ZygoteCommand) -> list[str]:
+    """The argv of a fork-server (``_zygote.py``): the same sandbox as a box's, with
+    CAP_SYS_ADMIN, CAP_NET_ADMIN and CAP_SETPCAP kept in its user namespace (to
+    build each box's namespaces and mounts, and to empty its bounding set) and no
+    seccomp filter of its own (each box's program gets it, after every capability
+    is dropped). Started as ``python3 -B``, the flags of the Python language's
+    runs, which it can then run in-process, with ``cmd.env`` as its environment."""
+    return [
+        *_prefix(cmd.sh, cmd.setpriv, cmd.bwrap, cmd.host_uid, cmd.procs_files, cmd.rootfs),
+        # Every box shares this /dev: read-only, so that no run leaves a file there
+        # for the next (each box mounts a fresh /dev/shm over it).
+        "--remount-ro",
+        "/dev",
+        "--chdir",
+        "/",
+        "--clearenv",
+        *(arg for key in sorted(cmd.env) for arg in ("--setenv", key, cmd.env[key])),
+        "--cap-add",
+        "CAP_SYS_ADMIN",
+        "--cap-add",
+        "CAP_NET_ADMIN",
+        "--cap-add",
+        "CAP_SETPCAP",
+        "--",
+        cmd.python,
+        "-B",
+        "-c",
+        cmd.zygote_source,
+        str(cmd.control_fd),
+        str(cmd.seccomp_fd),
+        str(cmd.box_bytes),
+        str(cmd.tmp_bytes),
+    ]
+
+
+def _prefix(
+    sh: str, setpriv: str, bwrap: str, host_uid: int, procs_files: Sequence[str], rootfs: str
+) -> list[str]:
+    """From the cgroup join to bwrap's namespaces and read-only root, /proc and /dev."""
+    uid = str(host_uid)
+    return [
+        sh,
         "-c",
         JOIN_SCRIPT,
         "hpcbox-untrusted",
-        *cmd.procs_files,
+        *procs_files,
         "--",
-        cmd.setpriv,
+        setpriv,
         f"--reuid={uid}",
         f"--regid={uid}",
         "--clear-groups",
         "--inh-caps=-all",
         "--bounding-set=-all",
         "--",
-        cmd.bwrap,
+        bwrap,
         "--unshare-user",
         "--uid",
         str(SANDBOX_UID),
@@ -93,38 +196,10 @@ def build_argv(cmd: BoxCommand) -> list[str]:
         "--die-with-parent",
         "--as-pid-1",
         "--ro-bind",
-        cmd.rootfs,
+        rootfs,
         "/",
         "--proc",
         "/proc",
         "--dev",
         "/dev",
-        "--size",
-        str(cmd.box_bytes),
-        "--tmpfs",
-        BOX_DIR,
-        "--size",
-        str(cmd.tmp_bytes),
-        "--tmpfs",
-        "/tmp",
-        "--chdir",
-        BOX_DIR,
-        "--clearenv",
-        "--setenv",
-        "PATH",
-        _PATH,
-        "--seccomp",
-        str(cmd.seccomp_fd),
-        "--info-fd",
-        str(cmd.info_fd),
-        "--",
-        *(
-            (cmd.supervisor_exec,)
-            if cmd.supervisor_exec
-            else (cmd.python, "-I", "-S", "-c", cmd.supervisor_source)
-        ),
-        str(cmd.request_fd),
-        str(cmd.result_fd),
-        str(cmd.stdout_fd),
-        str(cmd.stderr_fd),
     ]

@@ -30,7 +30,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,8 +44,10 @@ from hpcbox.sandbox.ids import validate_group_path
 from hpcbox.sandbox.limits import Limits
 from hpcbox.sandbox.untrusted import compiled, safefs
 from hpcbox.sandbox.untrusted.argv import BOX_DIR, BoxCommand, build_argv
+from hpcbox.sandbox.untrusted.argv import PATH as _PATH
 from hpcbox.sandbox.untrusted.seccomp import compile_filter
 from hpcbox.sandbox.untrusted.spec import RunLimits, RunResult, RunSpec
+from hpcbox.sandbox.untrusted.zygote import Zygote
 
 __all__ = [
     "MAX_REPORT_BYTES",
@@ -60,6 +62,8 @@ log = logging.getLogger(__name__)
 _FORK_SLACK_BYTES = 2 * 1024 * 1024
 #: Tasks in a box's cgroup besides the program: bwrap and the supervisor.
 _SANDBOX_TASKS = 2
+#: Limits of the fork-server's own group: it, and each new box until it is moved out.
+_ZYGOTE_LIMITS = Limits(memory_bytes=512 * 1024 * 1024, pids=256)
 #: Limits of an idle box (before its run's limits are known).
 _IDLE_LIMITS = Limits(memory_bytes=64 * 1024 * 1024, pids=8)
 _START_TIMEOUT_S = 30.0
@@ -98,6 +102,8 @@ class UntrustedSandbox:
         host_uid: int = 65534,
         box_bytes: int = 64 * 1024 * 1024,
         tmp_bytes: int = 16 * 1024 * 1024,
+        fork_server: bool = False,
+        fork_env: Mapping[str, str] | None = None,
     ) -> None:
         self.rootfs = Path(rootfs)
         self._driver = driver
@@ -122,6 +128,15 @@ class UntrustedSandbox:
         self._spawner: concurrent.futures.ThreadPoolExecutor | None = None
         self._swept = False
         self._tool_paths: tuple[str | None, str | None] | None = None
+        #: Whether :meth:`prepare` forks boxes from the fork-server by default
+        #: (else each box is started by its own bwrap); the fork-server, once started.
+        self.fork_server = fork_server
+        #: The fork-server's environment: ``python3 -B FILE`` runs with exactly
+        #: this one run in its interpreter, others are exec'd.
+        self.fork_env = dict(fork_env) if fork_env is not None else {"PATH": _PATH}
+        self._zygote: Zygote | None = None
+        self._zygote_group = ""
+        self._zygote_lock = threading.Lock()
 
     @property
     def driver(self) -> CgroupDriver:
@@ -146,15 +161,83 @@ class UntrustedSandbox:
         compile_filter()
         self.driver.check(self._parent)
 
-    def prepare(self) -> WarmBox:
+    def prepare(self, *, forked: bool | None = None) -> WarmBox:
         """Start one warm box and return once its supervisor is ready.
+
+        ``forked``: fork it from the fork-server (``_zygote.py``: a box costs a few
+        forks, and ``python3 -B FILE`` runs in the interpreter already started), or
+        start it with a bwrap of its own (no interpreter forked, so cheaper for
+        compiled programs); None: the factory's ``fork_server``.
 
         Raise UnavailableError when bwrap, setpriv, cgroups or the rootfs are
         unusable, PermanentError when the sandbox fails to start.
         """
         if self._closed:
             raise UnavailableError("the sandbox factory is closed")
+        if self.fork_server if forked is None else forked:
+            return self._prepare_forked()
         return self._prepare(self._compiled_supervisor())
+
+    def _prepare_forked(self) -> WarmBox:
+        driver = self.driver
+        zygote = self._running_zygote(driver)
+        group = f"{self._parent}/box-{next(self._counter)}"
+        driver.create(group, _IDLE_LIMITS)
+        try:
+            forked = zygote.fork_box()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                driver.remove(group)
+            raise
+        box = WarmBox(
+            self, None, group, forked.request_w, forked.result_r, forked.stdout_r, forked.stderr_r
+        )
+        box.compiled = True  # the fork-server reads the compiled supervisor's requests
+        try:
+            for procs in driver.procs_files(group):
+                write_value(procs, str(forked.pid))
+            box._attach(forked.pid)
+        except BaseException:
+            box.destroy()
+            raise
+        return box
+
+    def _running_zygote(self, driver: CgroupDriver) -> Zygote:
+        """The fork-server, started (again, if it died) on first use."""
+        with self._zygote_lock:
+            if self._zygote is not None and self._zygote.alive():
+                return self._zygote
+            if self._zygote is not None:
+                log.warning("the sandbox fork-server died; starting a new one")
+                self._zygote.close()
+                self._zygote = None
+            with self._lock:
+                sweep, self._swept = not self._swept, True
+            if sweep:
+                sweep_stale_groups(driver)
+            bwrap, setpriv = self._tools()
+            if bwrap is None or setpriv is None:
+                raise UnavailableError("bwrap and setpriv are needed: apt-get install bubblewrap")
+            group = f"{self._parent}/zygote-{next(self._counter)}"
+            driver.create(group, _ZYGOTE_LIMITS)
+            try:
+                self._zygote = Zygote(
+                    rootfs=str(self.rootfs),
+                    host_uid=self.host_uid,
+                    box_bytes=self.box_bytes,
+                    tmp_bytes=self.tmp_bytes,
+                    tools=(bwrap, setpriv),
+                    env=self.fork_env,
+                    procs_files=driver.procs_files(group),
+                    spawn=self._spawn,
+                )
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    driver.kill(group)
+                    driver.remove(group)
+                raise
+            self._zygote_group = group
+            return self._zygote
 
     def _prepare(self, supervisor_fd: int | None) -> WarmBox:
         driver = self.driver
@@ -319,6 +402,13 @@ class UntrustedSandbox:
     def close(self) -> None:
         """Wait until every destroyed box is reaped and its cgroup removed."""
         self._closed = True
+        with self._zygote_lock:
+            zygote, self._zygote = self._zygote, None
+        if zygote is not None:
+            zygote.close()
+            with contextlib.suppress(Exception):
+                self.driver.kill(self._zygote_group)
+                self.driver.remove(self._zygote_group)
         with self._lock:
             reaper = self._reaper
         if reaper is not None and reaper.is_alive():
@@ -351,7 +441,7 @@ class WarmBox:
     def __init__(
         self,
         factory: UntrustedSandbox,
-        proc: subprocess.Popen[bytes],
+        proc: subprocess.Popen[bytes] | None,
         group: str,
         req_w: int,
         res_r: int,
@@ -381,10 +471,14 @@ class WarmBox:
         pid = info.get("child-pid") if info else None
         if not isinstance(pid, int):
             raise PermanentError(f"the sandbox did not start: {self._startup_error()}")
-        self.supervisor_pid = pid
         ready = _read_json_until(_need(self._res_r), deadline)
         if not ready or ready.get("ready") != 1:
             raise PermanentError(f"the sandbox supervisor did not start: {self._startup_error()}")
+        self._attach(pid)
+
+    def _attach(self, pid: int) -> None:
+        """Hold PID 1 ``pid`` (ready, in this box's group) by a pidfd, and ``/box``."""
+        self.supervisor_pid = pid
         self._pidfd = os.pidfd_open(pid)
         # The pid named a live supervisor when it said ready; had it died since and
         # its pid been reused, the process the pidfd holds is in no box's group.
@@ -404,7 +498,8 @@ class WarmBox:
             text = os.read(err_r, 4096).decode(errors="replace").strip()
         except BlockingIOError:
             text = ""
-        return text or f"exit status {self._proc.poll()}"
+        status = None if self._proc is None else self._proc.poll()
+        return text or f"exit status {status}"
 
     # -- files -------------------------------------------------------------
 
@@ -536,7 +631,9 @@ class WarmBox:
     def _reap(self) -> None:
         driver = self._factory.driver
         try:
-            if self._proc.poll() is None:
+            # A forked box's PID 1 is the fork-server's child, reaped there: killing
+            # the group until it is empty is all that is left to do.
+            if self._proc is not None and self._proc.poll() is None:
                 try:
                     self._proc.wait(timeout=5)
                 except subprocess.TimeoutExpired:

@@ -12,7 +12,7 @@ import collections
 import contextlib
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 from hpcbox.sandbox.untrusted.box import UntrustedSandbox, WarmBox
 
@@ -29,9 +29,17 @@ class WarmPool:
     demand and let occupancy be reported per language.
     """
 
-    def __init__(self, factory: UntrustedSandbox, sizes: Mapping[str, int]) -> None:
+    def __init__(
+        self,
+        factory: UntrustedSandbox,
+        sizes: Mapping[str, int],
+        *,
+        forked: Collection[str] = (),
+    ) -> None:
         self._factory = factory
         self._sizes = dict(sizes)
+        #: Keys whose boxes come from the factory's fork-server.
+        self._forked = frozenset(forked)
         self._ready: dict[str, collections.deque[WarmBox]] = {
             k: collections.deque() for k in self._sizes
         }
@@ -59,7 +67,7 @@ class WarmPool:
             self._cond.notify_all()
         if box is not None:
             return box
-        return self._factory.prepare()
+        return self._factory.prepare(forked=key in self._forked)
 
     def _wanted(self) -> str | None:
         for key, size in self._sizes.items():
@@ -78,7 +86,7 @@ class WarmPool:
             if key is None:
                 continue
             try:
-                box = self._factory.prepare()
+                box = self._factory.prepare(forked=key in self._forked)
             except Exception as exc:
                 # Back off (up to 5 s) so that a broken setup does not spin.
                 self._failures += 1
