@@ -42,6 +42,7 @@ __all__ = [
     "ALL_FIELDS",
     "DEFAULT_FIELDS",
     "JUDGE0_VERSION",
+    "OUTCOME_FIELDS",
     "STATUSES",
     "TEXT_FIELDS",
     "Judge0Config",
@@ -589,7 +590,7 @@ class StoredView:
 
 
 #: Fields that depend on the outcome of a finished judgement.
-_OUTCOME_FIELDS = frozenset(
+OUTCOME_FIELDS: frozenset[str] = frozenset(
     (
         "stdout",
         "stderr",
@@ -639,7 +640,7 @@ def render_submission(view: StoredView, *, fields: Sequence[str], encoded: bool)
         full.update(exit_code=None, exit_signal=None, time=None, wall_time=None, memory=None)
     else:
         status = status_for(result)
-        if wanted & _OUTCOME_FIELDS:
+        if wanted & OUTCOME_FIELDS:
             _outcome(result, texts, full)
     full["status_id"] = status
     full["status"] = {"id": status, "description": STATUSES[status]}

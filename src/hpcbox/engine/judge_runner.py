@@ -92,7 +92,9 @@ def run_claimed(
             result = JudgeResult(
                 verdict=Verdict.INTERNAL_ERROR, message=f"internal error: {type(exc).__name__}"
             )
-    finished = store.finish(record.token, claim, result, default_retain_s=retention_s)
+    finished = store.finish(
+        record.token, claim, result, default_retain_s=retention_s, tests_streamed=last > 0
+    )
     if finished is not None and finished.callback_url and callbacks is not None:
         callbacks.submit(finished.callback_url, callback_body(finished))
     return finished

@@ -12,10 +12,13 @@ from typing import Any
 
 from hpcbox.core.job import iso
 from hpcbox.core.judge import TestResult
-from hpcbox.core.judge0 import ALL_FIELDS, StoredView, render_submission
+from hpcbox.core.judge0 import ALL_FIELDS, OUTCOME_FIELDS, StoredView, render_submission
 from hpcbox.store.submissions import SubmissionRecord
 
 __all__ = ["judge0_json", "native_json", "result_json"]
+
+#: Judge0 fields shown without the submission's stored input fields.
+_WITHOUT_ECHO = OUTCOME_FIELDS | {"token", "status", "status_id", "created_at", "finished_at"}
 
 
 def _text(data: bytes, encoded: bool) -> str:
@@ -77,7 +80,8 @@ def judge0_json(
     language_names: Mapping[int, str] | None = None,
 ) -> dict[str, Any]:
     """A submission as Judge0 shows it (see :func:`hpcbox.core.judge0.render_submission`)."""
-    echo = record.echo or {}
+    # The stored input fields are decoded only when one of them is shown.
+    echo = (record.echo or {}) if not set(fields) <= _WITHOUT_ECHO else {}
     lang_id = echo.get("language_id")
     view = StoredView(
         token=record.token,

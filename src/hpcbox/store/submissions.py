@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Any
@@ -47,7 +47,6 @@ class SubmissionRecord:
     language: str
     priority: int
     state: str
-    echo: dict[str, Any] | None
     callback_url: str | None
     runs: int
     created_at: datetime
@@ -59,6 +58,14 @@ class SubmissionRecord:
     submission_stored: str | Submission = ""
     #: The result as stored (JSON), already decoded, or None while there is none.
     result_stored: str | JudgeResult | None = None
+    #: The Judge0 echo as stored (JSON), already decoded, or None.
+    echo_stored: str | dict[str, Any] | None = None
+
+    @cached_property
+    def echo(self) -> dict[str, Any] | None:
+        """Judge0 input fields as the client sees them back (None for /v1)."""
+        stored = self.echo_stored
+        return stored if stored is None or isinstance(stored, dict) else dict(json.loads(stored))
 
     @cached_property
     def submission(self) -> Submission:
@@ -85,7 +92,7 @@ def _record(row: Row[Any]) -> SubmissionRecord:
         priority=row.priority,
         state=row.state,
         submission_stored=row.submission,
-        echo=None if row.echo is None else dict(json.loads(row.echo)),
+        echo_stored=row.echo,
         callback_url=row.callback_url,
         result_stored=row.result,
         runs=row.runs,
@@ -167,7 +174,7 @@ class SubmissionStore:
             priority=priority,
             state=QUEUED,
             submission_stored=submission,
-            echo=None if echo is None else dict(echo),
+            echo_stored=None if echo is None else dict(echo),
             callback_url=callback_url,
             runs=0,
             created_at=created_at.replace(tzinfo=UTC),
@@ -285,8 +292,10 @@ class SubmissionStore:
             and_(submissions.c.state == PROCESSING, submissions.c.lease_until < now),
         )
 
-    def _try_claim(self, sid: int, old_claim: str | None, lease_s: float) -> str | None:
-        now = utcnow()
+    def _try_claim(
+        self, sid: int, old_claim: str | None, lease_s: float, now: datetime | None = None
+    ) -> str | None:
+        now = now or utcnow()
         claim = str(uuid.uuid4())
         with self.engine.begin() as conn:
             won = conn.execute(
@@ -336,7 +345,7 @@ class SubmissionStore:
         while True:
             now = utcnow()
             query = (
-                select(submissions.c.id, submissions.c.token, submissions.c.claim)
+                select(submissions)
                 .where(self._claimable(now))
                 .order_by(submissions.c.priority.desc(), submissions.c.id)
                 .limit(_CANDIDATES)
@@ -346,8 +355,18 @@ class SubmissionStore:
             if not rows:
                 return None
             for row in rows:
-                if self._try_claim(row.id, row.claim, lease_s):
-                    return self._claimed(row.token)
+                started = utcnow()
+                claim = self._try_claim(row.id, row.claim, lease_s, started)
+                if claim:
+                    # The row as the claim left it, without reading it again (the
+                    # claim's compare-and-set changed exactly these columns).
+                    return replace(
+                        _record(row),
+                        state=PROCESSING,
+                        claim=claim,
+                        runs=row.runs + 1,
+                        started_at=started.replace(tzinfo=UTC),
+                    )
 
     def _claimed(self, token: str) -> SubmissionRecord | None:
         try:
@@ -393,14 +412,24 @@ class SubmissionStore:
         return True
 
     def finish(
-        self, token: str, claim: str, result: JudgeResult, *, default_retain_s: int
+        self,
+        token: str,
+        claim: str,
+        result: JudgeResult,
+        *,
+        default_retain_s: int,
+        tests_streamed: bool = True,
     ) -> SubmissionRecord | None:
         """Store the result under ``claim`` (compare-and-set); the finished record,
-        or None when the claim had been lost (another run owns the submission)."""
+        or None when the claim had been lost (another run owns the submission).
+
+        ``tests_streamed=False`` says that :meth:`add_test` was not called under
+        this claim (a claim starts with no test rows), so there are none to replace.
+        """
         now = utcnow()
         with self.engine.begin() as conn:
             row = conn.execute(
-                select(submissions.c.id, submissions.c.retain_s).where(
+                select(submissions).where(
                     submissions.c.token == token,
                     submissions.c.claim == claim,
                     submissions.c.state == PROCESSING,
@@ -424,7 +453,10 @@ class SubmissionStore:
             if done != 1:
                 return None
             # Keep the per-test rows consistent with the final result.
-            conn.execute(delete(submission_tests).where(submission_tests.c.submission_id == row.id))
+            if tests_streamed:
+                conn.execute(
+                    delete(submission_tests).where(submission_tests.c.submission_id == row.id)
+                )
             if result.tests:
                 conn.execute(
                     insert(submission_tests),
@@ -433,7 +465,14 @@ class SubmissionStore:
                         for t in result.tests
                     ],
                 )
-        return self.get(token)
+        # What was just written, without reading it back.
+        return replace(
+            _record(row),
+            state=DONE,
+            result_stored=result,
+            finished_at=now.replace(tzinfo=UTC),
+            expires_at=(now + timedelta(seconds=retain)).replace(tzinfo=UTC),
+        )
 
     def expired(self) -> list[str]:
         """Tokens of processing submissions whose lease ran out (their worker died)."""

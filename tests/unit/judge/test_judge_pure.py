@@ -106,6 +106,19 @@ def test_registry_is_extensible_and_validated(tmp_path: Path) -> None:
     bad.write_text("languages:\n  x:\n    name: X\n    source_file: ../evil\n    run: [x]\n")
     with pytest.raises(InvalidInputError):
         load_registry(bad)
+    assert load_registry(good)["lua"].fork_server is False
+    bad.write_text(
+        "languages:\n  x:\n    name: X\n    source_file: x\n    run: [x]\n    fork_server: 1\n"
+    )
+    with pytest.raises(InvalidInputError, match="fork_server"):
+        load_registry(bad)
+
+
+def test_python_alone_is_forked_from_the_fork_server() -> None:
+    forked = {key for key, lang in load_registry().items() if lang.fork_server}
+    assert forked == {"python3"}
+    # The fork-server runs exactly this command line in-process (see _zygote.py).
+    assert load_registry()["python3"].run_cmd == ("python3", "-B", "main.py")
 
 
 def test_expand_argv_splits_options_without_a_shell() -> None:

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from hpcbox.sandbox.untrusted.argv import BoxCommand, build_argv
+from hpcbox.sandbox.untrusted.argv import (
+    BoxCommand,
+    ZygoteCommand,
+    build_argv,
+    build_zygote_argv,
+)
 from hpcbox.sandbox.untrusted.seccomp import DENIED_SYSCALLS, UNSUPPORTED_SYSCALLS
 
 
@@ -33,3 +38,43 @@ def test_reaching_into_another_process_is_refused() -> None:
         assert name in DENIED_SYSCALLS
     assert "process_madvise" in DENIED_SYSCALLS
     assert "pidfd_open" in UNSUPPORTED_SYSCALLS and "clone3" in UNSUPPORTED_SYSCALLS
+
+
+def _zygote_argv(env: dict[str, str]) -> list[str]:
+    return build_zygote_argv(
+        ZygoteCommand(
+            sh="/bin/sh",
+            setpriv="/usr/bin/setpriv",
+            bwrap="/usr/bin/bwrap",
+            host_uid=65534,
+            rootfs="/r",
+            box_bytes=1,
+            tmp_bytes=2,
+            procs_files=("/cg/zygote/cgroup.procs",),
+            control_fd=3,
+            seccomp_fd=4,
+            env=env,
+            zygote_source="SOURCE",
+        )
+    )
+
+
+def test_the_fork_server_is_sandboxed_as_a_box_is() -> None:
+    argv = _zygote_argv({"PATH": "/usr/bin", "LANG": "C.UTF-8; $(id)"})
+    bwrap = argv[argv.index("/usr/bin/bwrap") :]
+    for flag in ("--unshare-user", "--unshare-pid", "--unshare-net", "--disable-userns"):
+        assert flag in bwrap
+    assert "--die-with-parent" in bwrap and "--clearenv" in bwrap
+    assert bwrap[bwrap.index("--ro-bind") + 1 : bwrap.index("--ro-bind") + 3] == ["/r", "/"]
+    # /dev is shared by every box it forks: read-only, so no run leaves a file there.
+    assert bwrap[bwrap.index("--remount-ro") + 1] == "/dev"
+    # Only what building namespaces and mounts needs, in its own user namespace.
+    added = [bwrap[i + 1] for i, a in enumerate(bwrap) if a == "--cap-add"]
+    assert added == ["CAP_SYS_ADMIN", "CAP_NET_ADMIN", "CAP_SETPCAP"]
+    assert "--seccomp" not in bwrap  # each box's program gets the filter
+    # The environment as values, never through a shell.
+    assert ["--setenv", "LANG", "C.UTF-8; $(id)"] == bwrap[
+        bwrap.index("LANG") - 1 : bwrap.index("LANG") + 2
+    ]
+    assert argv[-4:] == ["3", "4", "1", "2"]
+    assert argv[-8:-4] == ["/usr/bin/python3", "-B", "-c", "SOURCE"]
