@@ -209,40 +209,48 @@ def _in_process(argv: list[str], env: dict[str, str], zygote_env: dict[str, str]
     return expected == zygote_env
 
 
-def _program(
-    argv: list[str],
-    env: dict[str, str],
+def _limit_self(
     stdin: str,
     merge: bool,
     rlimits: list[tuple[int, int, int]],
-    out_fd: int,
-    err_fd: int,
-    error_w: int,
+    res: int,
+    out: int,
+    err: int,
     program: bytes,
-    zygote_env: dict[str, str],
+) -> tuple[int, int]:
+    """In the box's PID 1, just before it forks the program: take on everything the
+    program must start with (its stdin, stdout and stderr as 0, 1 and 2, no other
+    descriptor but the result's, its rlimits, the seccomp filter), so that the
+    forked program has little left to do: in a forked interpreter every page it
+    writes to is a copy, and a copy is the costliest thing it does. None of these
+    limits can hurt PID 1, which only waits and writes one line to a pipe. Returns
+    the exec-error pipe (both ends close on exec); raises OSError."""
+    in_fd = os.open(stdin or "/dev/null", os.O_RDONLY | os.O_NOCTTY)
+    error_r, error_w = os.pipe2(os.O_CLOEXEC)
+    os.dup2(in_fd, 0)
+    os.dup2(out, 1)
+    os.dup2(out if merge else err, 2)
+    _close_all_but({res, error_r, error_w})
+    os.set_inheritable(res, False)
+    for which, soft, hard in rlimits:
+        resource.setrlimit(which, (soft, hard))
+    _install_filter(program)
+    return error_r, error_w
+
+
+def _program(
+    argv: list[str], env: dict[str, str], res: int, error_r: int, error_w: int, inline: bool
 ) -> None:
     """In the box's forked program process: never returns."""
-    for sig in (signal.SIGCHLD, signal.SIGALRM, signal.SIGINT):
+    os.close(res)
+    os.close(error_r)
+    for sig in (signal.SIGCHLD, signal.SIGALRM):
         signal.signal(sig, signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_SETMASK, [])
-    try:
-        in_fd = os.open(stdin or "/dev/null", os.O_RDONLY | os.O_NOCTTY)
-        os.dup2(in_fd, 0)
-        os.dup2(out_fd, 1)
-        os.dup2(out_fd if merge else err_fd, 2)
-        for which, soft, hard in rlimits:
-            resource.setrlimit(which, (soft, hard))
-        inline = _in_process(argv, env, zygote_env)
-        _close_all_but(set() if inline else {error_w})
-        _install_filter(program)
-    except OSError as exc:
-        os.write(error_w, f"OSError: {exc}".encode())
-        os._exit(127)
     if inline:
-        signal.signal(signal.SIGINT, signal.default_int_handler)  # as python3 starts
+        os.close(error_w)
         _run_python(argv)  # never returns
     # Exec'd programs start with the default action for what Python ignores.
-    for sig in (signal.SIGPIPE, signal.SIGXFSZ):
+    for sig in (signal.SIGINT, signal.SIGPIPE, signal.SIGXFSZ):
         signal.signal(sig, signal.SIG_DFL)
     try:
         os.execvpe(argv[0], argv, env)  # noqa: S606  # argv, never a shell line
@@ -349,13 +357,19 @@ def _supervise(
     except (OSError, ValueError):
         os._exit(125)
     os.close(req)
-    error_r, error_w = os.pipe2(os.O_CLOEXEC)
+    inline = _in_process(argv, env, zygote_env)
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
     start = time.monotonic()
+    try:
+        error_r, error_w = _limit_self(stdin, merge, rlimits, res, out, err, program)
+    except OSError as exc:  # reported as the supervisor reports a failed exec
+        os.write(
+            res, (json.dumps({"exit_code": 127, "exec_error": f"OSError: {exc}"}) + "\n").encode()
+        )
+        os._exit(0)
     pid = os.fork()
     if pid == 0:
-        os.close(error_r)
-        os.close(res)
-        _program(argv, env, stdin, merge, rlimits, out, err, error_w, program, zygote_env)
+        _program(argv, env, res, error_r, error_w, inline)
 
     def on_deadline(signum: int, frame: object) -> None:
         os.kill(-1, signal.SIGKILL)  # every other process of the pid namespace
@@ -364,8 +378,10 @@ def _supervise(
     signal.signal(signal.SIGALRM, on_deadline)
     signal.alarm(deadline)
     os.close(error_w)
-    os.close(out)
-    os.close(err)
+    null = os.open("/dev/null", os.O_RDWR)
+    for fd in (0, 1, 2):  # the program's ends of its pipes are its own
+        os.dup2(null, fd)
+    os.close(null)
     exec_error = _read_all(error_r)[:4096]
     while True:
         try:
