@@ -25,6 +25,7 @@ from hpcbox.core.judge0 import (
     JUDGE0_VERSION,
     STATUSES,
     Judge0Config,
+    Judge0Request,
     Judge0ValidationError,
     config_info,
     parse_fields,
@@ -113,7 +114,7 @@ def judge0_router(
         except ValueError:
             raise Judge0ValidationError({"submission": ["is not valid JSON"]}) from None
 
-    def create(body: Any, encoded: bool, *, room_checked: bool = False) -> SubmissionRecord:
+    def create(body: Any, encoded: bool) -> SubmissionRecord:
         languages = {i: lang.key for i, lang in queue.judge0_languages().items()}
         parsed = parse_request(body, encoded=encoded, languages=languages, config=conf)
         record, _ = queue.submit(
@@ -121,7 +122,6 @@ def judge0_router(
             api="judge0",
             echo=parsed.echo,
             callback_url=parsed.callback_url,
-            count=0 if room_checked else 1,
         )
         return record
 
@@ -168,16 +168,24 @@ def judge0_router(
             queue.check_room(len(items))
         except TransientError as exc:
             return _error(503, exc.message, {"Retry-After": str(int(exc.retry_after))})
+        languages = {i: lang.key for i, lang in queue.judge0_languages().items()}
         out: list[dict[str, Any]] = []
+        valid: list[tuple[int, Judge0Request]] = []
         for item in items:
             try:
-                # Room for the whole batch was checked above: one count, not one per item.
-                out.append({"token": create(item, encoded, room_checked=True).token})
+                parsed = parse_request(item, encoded=encoded, languages=languages, config=conf)
             except Judge0ValidationError as exc:
                 out.append(exc.errors)
-            except TransientError as exc:
-                out.append({"error": exc.message})
-        valid = any("token" in item for item in out)
+                continue
+            valid.append((len(out), parsed))
+            out.append({})
+        # The valid ones in one transaction (room for the whole batch was checked
+        # above: one count, not one per item).
+        records = queue.submit_many(
+            [(p.submission, p.echo, p.callback_url) for _, p in valid], api="judge0"
+        )
+        for (index, _), record in zip(valid, records, strict=True):
+            out[index] = {"token": record.token}
         return JSONResponse(out, status_code=201 if valid else 422)
 
     @router.get("/submissions/batch")

@@ -196,13 +196,7 @@ class JudgeQueue:
         :class:`TransientError` (503) when ``count`` more would overfill the queue
         (``count=0``: the caller already checked, see :meth:`check_room`).
         """
-        keys = {lang.key for lang in self.languages()}
-        for language in filter(None, (submission.language, submission.checker_language)):
-            if language not in keys:
-                raise InvalidInputError(
-                    f"unknown or unavailable language {language!r}; one of {sorted(keys)}",
-                    field="language",
-                )
+        self._check_languages(submission)
         if retain_s is not None and not 0 <= retain_s <= self.config.max_retention_s:
             raise InvalidInputError(
                 f"must be between 0 and {self.config.max_retention_s}", field="retention_s"
@@ -222,6 +216,33 @@ class JudgeQueue:
         if created:
             self._dispatch(record)
         return record, created
+
+    def submit_many(
+        self,
+        items: Sequence[tuple[Submission, dict[str, Any] | None, str | None]],
+        *,
+        api: str,
+    ) -> list[SubmissionRecord]:
+        """Queue a batch ``(submission, echo, callback_url)`` in one transaction (the
+        caller checked the room, see :meth:`check_room`); their records, in order.
+
+        Raises :class:`InvalidInputError` for an unknown language, before any is stored.
+        """
+        for submission, _, _ in items:
+            self._check_languages(submission)
+        records = self.store.create_many(items, api=api)
+        for record in records:
+            self._dispatch(record)
+        return records
+
+    def _check_languages(self, submission: Submission) -> None:
+        keys = {lang.key for lang in self.languages()}
+        for language in filter(None, (submission.language, submission.checker_language)):
+            if language not in keys:
+                raise InvalidInputError(
+                    f"unknown or unavailable language {language!r}; one of {sorted(keys)}",
+                    field="language",
+                )
 
     def check_room(self, count: int = 1) -> None:
         """TransientError (503) when ``count`` more submissions would overfill the queue."""

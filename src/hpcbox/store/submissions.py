@@ -184,6 +184,54 @@ class SubmissionStore:
         )
         return record, True
 
+    def create_many(
+        self, items: Sequence[tuple[Submission, dict[str, Any] | None, str | None]], *, api: str
+    ) -> list[SubmissionRecord]:
+        """Store queued submissions ``(submission, echo, callback_url)`` in one
+        transaction (a batch: no idempotency keys, default priority and retention);
+        their records, in order."""
+        created_at = utcnow()
+        tokens = [str(uuid.uuid4()) for _ in items]
+        rows = [
+            {
+                "token": token,
+                "idempotency_key": None,
+                "request_hash": None,
+                "api": api,
+                "language": submission.language,
+                "priority": 0,
+                "state": QUEUED,
+                "submission": dumps(submission),
+                "echo": None if echo is None else json.dumps(echo),
+                "callback_url": callback_url,
+                "runs": 0,
+                "retain_s": None,
+                "created_at": created_at,
+            }
+            for token, (submission, echo, callback_url) in zip(tokens, items, strict=True)
+        ]
+        if rows:
+            with self.engine.begin() as conn:
+                conn.execute(insert(submissions), rows)
+        return [
+            SubmissionRecord(
+                token=token,
+                api=api,
+                language=submission.language,
+                priority=0,
+                state=QUEUED,
+                submission_stored=submission,
+                echo_stored=None if echo is None else dict(echo),
+                callback_url=callback_url,
+                runs=0,
+                created_at=created_at.replace(tzinfo=UTC),
+                started_at=None,
+                finished_at=None,
+                expires_at=None,
+            )
+            for token, (submission, echo, callback_url) in zip(tokens, items, strict=True)
+        ]
+
     # -- reading ------------------------------------------------------------------
 
     def get(self, token: str) -> SubmissionRecord:

@@ -150,3 +150,35 @@ def test_page_counts_delete_and_statistics(store: SubmissionStore) -> None:
     latencies = store.recent_latencies(since=utcnow() - timedelta(minutes=1))
     assert len(latencies) == 1 and latencies[0][0] == "python3"
     assert store.get_many([tokens[1], "nope"]).keys() == {tokens[1]}
+
+
+def test_a_batch_is_stored_in_order_and_claimed_first_in_first_out(store: SubmissionStore) -> None:
+    other = Submission(language="c", source=b"int main(){}", tests=(TestCase(),))
+    records = store.create_many(
+        [(SUB, {"i": 0}, None), (other, None, "http://cb.example/x"), (SUB, {"i": 2}, None)],
+        api="judge0",
+    )
+    assert [r.state for r in records] == [QUEUED] * 3
+    assert len({r.token for r in records}) == 3
+    stored = store.get_many([r.token for r in records])
+    assert stored[records[0].token].echo == {"i": 0}
+    assert stored[records[1].token].submission == other
+    assert stored[records[1].token].callback_url == "http://cb.example/x"
+    claimed = [store.claim_next(lease_s=30) for _ in range(3)]
+    assert [c.token for c in claimed if c] == [r.token for r in records]
+    assert store.create_many([], api="judge0") == []
+
+
+def test_a_claim_and_a_finish_answer_the_row_as_stored(store: SubmissionStore) -> None:
+    token = store.create(SUB, api="v1", echo={"a": 1})[0].token
+    claimed = store.claim_next(lease_s=30)
+    assert claimed is not None and claimed.claim is not None
+    again = store.get(token)
+    assert (claimed.state, claimed.runs, claimed.claim) == (again.state, again.runs, again.claim)
+    assert claimed.started_at == again.started_at and claimed.echo == {"a": 1}
+    done = store.finish(token, claimed.claim, _result(), default_retain_s=60, tests_streamed=False)
+    stored = store.get(token)
+    assert done is not None and done.state == stored.state == DONE
+    assert done.result == stored.result and done.finished_at == stored.finished_at
+    assert done.expires_at == stored.expires_at
+    assert [t.index for t in store.tests(token)] == [0]

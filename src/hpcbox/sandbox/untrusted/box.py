@@ -194,9 +194,12 @@ class UntrustedSandbox:
         )
         box.compiled = True  # the fork-server reads the compiled supervisor's requests
         try:
+            # Held by a pidfd before it is moved: the pid names the box's PID 1,
+            # blocked on its request (it exits only when killed), from here on.
+            box._pidfd = os.pidfd_open(forked.pid)  # closed by destroy() from here on
             for procs in driver.procs_files(group):
                 write_value(procs, str(forked.pid))
-            box._attach(forked.pid)
+            box._attach(forked.pid, box._pidfd)
         except BaseException:
             box.destroy()
             raise
@@ -211,6 +214,9 @@ class UntrustedSandbox:
                 log.warning("the sandbox fork-server died; starting a new one")
                 self._zygote.close()
                 self._zygote = None
+                with contextlib.suppress(Exception):  # its boxes died with it
+                    driver.kill(self._zygote_group)
+                    driver.remove(self._zygote_group)
             with self._lock:
                 sweep, self._swept = not self._swept, True
             if sweep:
@@ -476,10 +482,11 @@ class WarmBox:
             raise PermanentError(f"the sandbox supervisor did not start: {self._startup_error()}")
         self._attach(pid)
 
-    def _attach(self, pid: int) -> None:
-        """Hold PID 1 ``pid`` (ready, in this box's group) by a pidfd, and ``/box``."""
+    def _attach(self, pid: int, pidfd: int | None = None) -> None:
+        """Hold PID 1 ``pid`` (ready, in this box's group) by a pidfd (``pidfd``, or
+        one opened now), and ``/box``."""
         self.supervisor_pid = pid
-        self._pidfd = os.pidfd_open(pid)
+        self._pidfd = os.pidfd_open(pid) if pidfd is None else pidfd
         # The pid named a live supervisor when it said ready; had it died since and
         # its pid been reused, the process the pidfd holds is in no box's group.
         if not _in_group(pid, self.group):
