@@ -78,6 +78,9 @@ class Options:
     threads: int | None = None
     #: Which Judge0 clients (b) measures: "single", "batch" or both.
     clients: tuple[str, ...] = ("single", "batch")
+    #: A Celery broker URL: (b) then judges in one ``hpcbox worker`` process
+    #: beside ``hpcbox serve`` (None: the serving process judges, in-process).
+    broker: str | None = None
 
 
 def _rootfs() -> Path:
@@ -158,7 +161,7 @@ class _Server:
     """A real ``hpcbox serve`` (uvicorn, in-process judge queue, SQLite) in a fresh
     home, started as a child process; ``url`` once its judge answers."""
 
-    def __init__(self, home: Path, threads: int | None) -> None:
+    def __init__(self, home: Path, threads: int | None, broker: str | None = None) -> None:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             port = int(sock.getsockname()[1])
@@ -170,6 +173,17 @@ class _Server:
         )
         if threads:
             env["HPCBOX_JUDGE_THREADS"] = str(threads)
+        self._worker: subprocess.Popen[bytes] | None = None
+        if broker:
+            env["HPCBOX_BROKER_URL"] = broker
+            with open(home / "worker.log", "ab") as out:
+                self._worker = subprocess.Popen(
+                    [sys.executable, "-m", "hpcbox.cli.main", "worker"],
+                    env=env,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
         self.log = home / "serve.log"
         argv = [sys.executable, "-m", "hpcbox.cli.main", "serve", "--port", str(port)]
         with open(self.log, "ab") as out:
@@ -192,6 +206,9 @@ class _Server:
         raise SystemExit(f"hpcbox serve did not start:\n{self.log.read_text()}")
 
     def stop(self) -> None:
+        if self._worker is not None and self._worker.poll() is None:
+            os.killpg(self._worker.pid, signal.SIGTERM)
+            self._worker.wait(timeout=30)
         if self._proc.poll() is None:
             os.killpg(self._proc.pid, signal.SIGTERM)
             try:
@@ -202,9 +219,9 @@ class _Server:
 
 
 @contextlib.contextmanager
-def _serving(threads: int | None = None) -> Iterator[_Server]:
+def _serving(threads: int | None = None, broker: str | None = None) -> Iterator[_Server]:
     with tempfile.TemporaryDirectory(prefix="hpcbox-bench-judge-") as home:
-        server = _Server(Path(home), threads)
+        server = _Server(Path(home), threads, broker)
         try:
             yield server
         finally:
@@ -386,10 +403,11 @@ def bench_throughput(opts: Options) -> dict[str, Any]:
         "concurrency": opts.concurrency,
         "poll_s": opts.poll_s,
         "judge_threads": opts.threads,
+        "broker": opts.broker,
         "target_ratio": 0.75,
     }
     out["clients"] = list(opts.clients)
-    with _serving(opts.threads) as server:
+    with _serving(opts.threads, opts.broker) as server:
         for kind in opts.clients:
             for language in ("python3", "c"):
                 warmup = max(4, opts.concurrency)
@@ -464,10 +482,14 @@ def main() -> None:
         default="both",
         help="Judge0 clients of (b): one submission per request, batches of 20, or both",
     )
+    parser.add_argument(
+        "--broker",
+        help="a Celery broker URL (redis://...): (b) judges in an `hpcbox worker` process",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     clients = ("single", "batch") if args.clients == "both" else (args.clients,)
-    opts = Options(args.runs, args.concurrency, args.poll, args.threads, clients)
+    opts = Options(args.runs, args.concurrency, args.poll, args.threads, clients, args.broker)
     for part in args.part or list(PARTS):
         result = PARTS[part](opts)
         if args.json:
@@ -490,6 +512,8 @@ def main() -> None:
                 f"{result['concurrency']} on both sides (API clients poll every "
                 f"{result['poll_s'] * 1e3:.0f} ms; judge threads: {threads})"
             )
+            if result["broker"]:
+                print("    judged by one `hpcbox worker` process through the Celery broker")
             for kind in result["clients"]:
                 label = "one per request" if kind == "single" else f"batches of {BATCH_SIZE}"
                 print(f"    Judge0 clients sending {label}:")

@@ -27,7 +27,9 @@ def celery_config(broker_url: str, *, visibility_timeout_s: float) -> dict[str, 
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "task_acks_on_failure_or_timeout": True,
-        # One message at a time per thread: a worker that dies holds no backlog.
+        # One message at a time per thread: a worker that dies holds no backlog,
+        # and a burst spreads over every worker (the worker wakes its event loop
+        # often so that this costs no throughput, see hpcbox.worker.app).
         "worker_prefetch_multiplier": 1,
         "task_default_queue": QUEUE_NAME,
         "task_queue_max_priority": _PRIORITY_LEVELS - 1,
