@@ -6,9 +6,12 @@ Used by the in-process queue's threads and by ``hpcbox worker`` alike.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
+import time
+from collections.abc import Iterator
 
 from hpcbox.core.judge import JudgeFunction, JudgeResult, TestResult, Verdict
 from hpcbox.engine.judge_callbacks import CallbackSender
@@ -27,30 +30,58 @@ def callback_body(record: SubmissionRecord) -> bytes:
     return json.dumps(data, separators=(",", ":")).encode()
 
 
-class _Heartbeat:
-    """Renews the claim's lease every third of it while the judge runs."""
+class _LeaseKeeper:
+    """Renews the lease of every claim this process is running, each every third
+    of its lease, from one thread (a thread per submission cost two thread
+    hand-offs per submission, which the profile showed under load)."""
 
-    def __init__(self, store: SubmissionStore, token: str, claim: str, lease_s: float) -> None:
-        self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, args=(store, token, claim, lease_s), daemon=True
-        )
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        #: (token, claim) -> (store, lease_s, next renewal on the monotonic clock)
+        self._held: dict[tuple[str, str], tuple[SubmissionStore, float, float]] = {}
+        self._thread: threading.Thread | None = None
 
-    def _run(self, store: SubmissionStore, token: str, claim: str, lease_s: float) -> None:
-        while not self._stop.wait(lease_s / 3):
-            try:
-                if not store.renew(token, claim, lease_s=lease_s):
-                    return
-            except Exception:  # a busy database: try again at the next beat
-                _log.warning("lease renewal of %s failed", token, exc_info=True)
+    @contextlib.contextmanager
+    def holding(
+        self, store: SubmissionStore, token: str, claim: str, lease_s: float
+    ) -> Iterator[None]:
+        """Keep ``claim``'s lease alive while the ``with`` block runs."""
+        key = (token, claim)
+        with self._cond:
+            self._held[key] = (store, lease_s, time.monotonic() + lease_s / 3)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="hpcbox-judge-leases", daemon=True
+                )
+                self._thread.start()
+            self._cond.notify()
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._held.pop(key, None)
 
-    def __enter__(self) -> _Heartbeat:
-        self._thread.start()
-        return self
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                now = time.monotonic()
+                due = [(k, v) for k, v in self._held.items() if v[2] <= now]
+                for key, (store, lease_s, _) in due:
+                    self._held[key] = (store, lease_s, now + lease_s / 3)
+                if not due:
+                    soonest = min((v[2] for v in self._held.values()), default=now + 60)
+                    self._cond.wait(timeout=soonest - now)
+                    continue
+            for (token, claim), (store, lease_s, _) in due:
+                try:
+                    if not store.renew(token, claim, lease_s=lease_s):
+                        with self._cond:  # lost: nothing left to keep
+                            self._held.pop((token, claim), None)
+                except Exception:  # a busy database: try again at the next beat
+                    _log.warning("lease renewal of %s failed", token, exc_info=True)
 
-    def __exit__(self, *_exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
+
+_leases = _LeaseKeeper()
 
 
 def run_claimed(
@@ -84,7 +115,7 @@ def run_claimed(
         except Exception:  # streaming is best effort; the final result has every test
             _log.warning("could not record a test of %s", record.token, exc_info=True)
 
-    with _Heartbeat(store, record.token, claim, lease_s):
+    with _leases.holding(store, record.token, claim, lease_s):
         try:
             result = judge(record.submission, on_test=on_test)
         except Exception as exc:
