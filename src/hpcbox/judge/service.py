@@ -93,7 +93,10 @@ class JudgeService:
             # The fork-server starts with the environment of the first language
             # forked from it; runs of another environment are exec'd as usual.
             fork_env = run_env(self._registry[forked[0]]) if forked else None
-            factory = UntrustedSandbox(rootfs, fork_env=fork_env)
+            # As many programs running at once as there are CPUs (see max_running).
+            factory = UntrustedSandbox(
+                rootfs, fork_env=fork_env, max_running=max(1, os.cpu_count() or 1)
+            )
             factory.check()
             versions = installed_versions(rootfs)
             named = {k: name_with_versions(lang, versions) for k, lang in self._registry.items()}

@@ -392,16 +392,16 @@ def test_http_requests_counted_by_route_template_and_status(harness: Harness) ->
     assert 'hpcbox_http_request_seconds_count{route="/judge0/languages"} 1.0' in text
 
 
-def test_default_judging_threads_are_one_per_cpu_capped() -> None:
+def test_default_judging_threads_are_four_per_cpu_capped() -> None:
     from hpcbox.engine import judge_queue_config
 
     assert QueueConfig.from_env({}).threads == judge_queue_config.default_threads()
     with mock.patch.object(judge_queue_config.os, "cpu_count", return_value=2):
-        assert judge_queue_config.default_threads() == 2
+        assert judge_queue_config.default_threads() == 8
     with mock.patch.object(judge_queue_config.os, "cpu_count", return_value=64):
-        assert judge_queue_config.default_threads() == 4
+        assert judge_queue_config.default_threads() == 32
     with mock.patch.object(judge_queue_config.os, "cpu_count", return_value=None):
-        assert judge_queue_config.default_threads() == 1
+        assert judge_queue_config.default_threads() == 4
     assert QueueConfig.from_env({"HPCBOX_JUDGE_THREADS": "3"}).threads == 3
 
 

@@ -36,7 +36,7 @@ from pathlib import Path
 
 from hpcbox.core.errors import ConflictError, PermanentError, UnavailableError
 from hpcbox.sandbox.cgroup._fs import read_int, write_value
-from hpcbox.sandbox.cgroup.base import CgroupDriver
+from hpcbox.sandbox.cgroup.base import CgroupDriver, CgroupStats
 from hpcbox.sandbox.cgroup.detect import detect_driver
 from hpcbox.sandbox.cgroup.v1 import CgroupV1Driver
 from hpcbox.sandbox.cgroup.v2 import CgroupV2Driver
@@ -104,6 +104,7 @@ class UntrustedSandbox:
         tmp_bytes: int = 16 * 1024 * 1024,
         fork_server: bool = False,
         fork_env: Mapping[str, str] | None = None,
+        max_running: int | None = None,
     ) -> None:
         self.rootfs = Path(rootfs)
         self._driver = driver
@@ -131,6 +132,12 @@ class UntrustedSandbox:
         #: Whether :meth:`prepare` forks boxes from the fork-server by default
         #: (else each box is started by its own bwrap); the fork-server, once started.
         self.fork_server = fork_server
+        #: At most ``max_running`` programs run at once (None: no bound), however
+        #: many callers prepare, fill and tear down boxes meanwhile: with more
+        #: judging threads than CPUs, runs must not stretch each other's wall times.
+        self.run_slots = (
+            threading.BoundedSemaphore(max_running) if max_running is not None else None
+        )
         #: The fork-server's environment: ``python3 -B FILE`` runs with exactly
         #: this one run in its interpreter, others are exec'd.
         self.fork_env = dict(fork_env) if fork_env is not None else {"PATH": _PATH}
@@ -540,6 +547,40 @@ class WarmBox:
         if self._used or self._destroyed:
             raise ConflictError("a warm sandbox serves exactly one run")
         self._used = True
+        slots = self._factory.run_slots
+        # The slot is held from the measurements before the run to those after
+        # it, so that nothing waits between a baseline and its run.
+        with slots if slots is not None else contextlib.nullcontext():
+            report, watch, before, after, baseline, start = self._run_measured(spec)
+        limits = spec.limits
+        cpu = max(0.0, after.cpu_time_s - before.cpu_time_s)
+        peak = max(0, after.peak_memory_bytes - baseline)
+        # Only what the host saw itself decides limits and times; the report, which
+        # a program could try to forge, gives just how the program ended.
+        if report is None:
+            # Killed before it could report (SIGKILL), or its report was unusable
+            # (report_error: a runtime error of the program, never of the judge).
+            report = _Report(signal=None if watch.report_error else signal.SIGKILL)
+        return RunResult(
+            exit_code=report.exit_code,
+            signal=report.signal,
+            cpu_time_s=cpu,
+            wall_time_s=watch.finished_at - start,
+            peak_memory_bytes=peak,
+            stdout=bytes(watch.out),
+            stderr=bytes(watch.err),
+            oom_killed=after.oom_killed and not before.oom_killed,
+            cpu_exceeded=watch.cpu_exceeded or cpu > limits.cpu_time_s + limits.cpu_extra_time_s,
+            wall_exceeded=watch.wall_exceeded,
+            output_exceeded=watch.output_exceeded,
+            exec_error=report.exec_error,
+            report_error=watch.report_error,
+        )
+
+    def _run_measured(
+        self, spec: RunSpec
+    ) -> tuple[_Report | None, _Watch, CgroupStats, CgroupStats, int, float]:
+        """The run itself, with the box's usage just before and just after it."""
         limits = spec.limits
         driver = self._factory.driver
         before = driver.stats(self.group)
@@ -582,29 +623,7 @@ class WarmBox:
         report = watch.wait()
         after = driver.stats(self.group)
         self.kill()
-        cpu = max(0.0, after.cpu_time_s - before.cpu_time_s)
-        peak = max(0, after.peak_memory_bytes - baseline)
-        # Only what the host saw itself decides limits and times; the report, which
-        # a program could try to forge, gives just how the program ended.
-        if report is None:
-            # Killed before it could report (SIGKILL), or its report was unusable
-            # (report_error: a runtime error of the program, never of the judge).
-            report = _Report(signal=None if watch.report_error else signal.SIGKILL)
-        return RunResult(
-            exit_code=report.exit_code,
-            signal=report.signal,
-            cpu_time_s=cpu,
-            wall_time_s=watch.finished_at - start,
-            peak_memory_bytes=peak,
-            stdout=bytes(watch.out),
-            stderr=bytes(watch.err),
-            oom_killed=after.oom_killed and not before.oom_killed,
-            cpu_exceeded=watch.cpu_exceeded or cpu > limits.cpu_time_s + limits.cpu_extra_time_s,
-            wall_exceeded=watch.wall_exceeded,
-            output_exceeded=watch.output_exceeded,
-            exec_error=report.exec_error,
-            report_error=watch.report_error,
-        )
+        return report, watch, before, after, baseline, start
 
     def cpu_time(self) -> float:
         return self._factory.driver.stats(self.group).cpu_time_s
