@@ -33,7 +33,7 @@ from hpcbox.core.judge0 import (
     status_for,
 )
 from hpcbox.engine.judge_queue import JudgeQueue, LanguageInfo
-from hpcbox.engine.judge_views import judge0_json
+from hpcbox.engine.judge_views import STATE_FIELDS, judge0_json, judge0_state_json
 from hpcbox.store.submissions import DONE, PROCESSING, SubmissionRecord
 
 __all__ = ["judge0_router"]
@@ -200,8 +200,18 @@ def judge0_router(
             return _error(400, _batch_too_big(conf.max_submission_batch_size))
         try:
             fields = fields_of(request)
-            found = queue.store.get_many(tokens)
-            shown = [render(found[t], fields, encoded) if t in found else None for t in tokens]
+            shown: list[dict[str, Any] | None]
+            if set(fields) <= STATE_FIELDS:  # a status poll: the rest of the rows unread
+                states = queue.store.states(tokens)
+                shown = [
+                    judge0_state_json(states[t], fields=fields, encoded=encoded)
+                    if t in states
+                    else None
+                    for t in tokens
+                ]
+            else:
+                found = queue.store.get_many(tokens)
+                shown = [render(found[t], fields, encoded) if t in found else None for t in tokens]
         except InvalidInputError as exc:
             return _error(400, exc.detail)
         except UnicodeDecodeError:
@@ -246,8 +256,14 @@ def judge0_router(
         """One submission (404 for an unknown token)."""
         try:
             fields = fields_of(request)
+            encoded = _flag(request, "base64_encoded")
+            if set(fields) <= STATE_FIELDS:  # a status poll: the rest of the row unread
+                state = queue.store.states([token]).get(token)
+                if state is None:
+                    raise NotFoundError(f"no submission {token}")
+                return JSONResponse(judge0_state_json(state, fields=fields, encoded=encoded))
             record = queue.store.get(token)
-            return JSONResponse(render(record, fields, _flag(request, "base64_encoded")))
+            return JSONResponse(render(record, fields, encoded))
         except NotFoundError:
             return _error(404, "submission not found")
         except InvalidInputError as exc:

@@ -13,12 +13,14 @@ from typing import Any
 from hpcbox.core.job import iso
 from hpcbox.core.judge import TestResult
 from hpcbox.core.judge0 import ALL_FIELDS, OUTCOME_FIELDS, StoredView, render_submission
-from hpcbox.store.submissions import SubmissionRecord
+from hpcbox.store.submissions import SubmissionRecord, SubmissionState
 
-__all__ = ["judge0_json", "native_json", "result_json"]
+__all__ = ["STATE_FIELDS", "judge0_json", "judge0_state_json", "native_json", "result_json"]
 
 #: Judge0 fields shown without the submission's stored input fields.
 _WITHOUT_ECHO = OUTCOME_FIELDS | {"token", "status", "status_id", "created_at", "finished_at"}
+#: Judge0 fields shown from a submission's state and result alone (a status poll).
+STATE_FIELDS = OUTCOME_FIELDS | {"token", "status", "status_id"}
 
 
 def _text(data: bytes, encoded: bool) -> str:
@@ -92,5 +94,21 @@ def judge0_json(
         created_at=iso(record.created_at),
         finished_at=iso(record.finished_at),
         language_name=(language_names or {}).get(lang_id) if isinstance(lang_id, int) else None,
+    )
+    return render_submission(view, fields=fields, encoded=encoded)
+
+
+def judge0_state_json(
+    state: SubmissionState, *, fields: Sequence[str], encoded: bool = True
+) -> dict[str, Any]:
+    """What :func:`judge0_json` shows for ``fields`` within :data:`STATE_FIELDS`,
+    from the submission's state and result alone."""
+    view = StoredView(
+        token=state.token,
+        state=state.state,
+        echo={},
+        result=state.result if state.state == "done" else None,
+        created_at=None,
+        finished_at=None,
     )
     return render_submission(view, fields=fields, encoded=encoded)

@@ -27,7 +27,14 @@ from hpcbox.store.jobs import utcnow
 from hpcbox.store.submissions_codec import dumps, load_model
 from hpcbox.store.submissions_tables import submission_tests, submissions
 
-__all__ = ["DONE", "PROCESSING", "QUEUED", "SubmissionRecord", "SubmissionStore"]
+__all__ = [
+    "DONE",
+    "PROCESSING",
+    "QUEUED",
+    "SubmissionRecord",
+    "SubmissionState",
+    "SubmissionStore",
+]
 
 QUEUED, PROCESSING, DONE = "queued", "processing", "done"
 _CANDIDATES = 8  # rows tried per claim_next round when other workers race for the head
@@ -78,6 +85,22 @@ class SubmissionRecord:
         if stored is None or isinstance(stored, JudgeResult):
             return stored
         return load_model(JudgeResult, stored)
+
+
+@dataclass(frozen=True)
+class SubmissionState:
+    """Where a submission is, and its result once done: what a client polling for
+    a status needs, read without the rest of the row."""
+
+    token: str
+    state: str
+    #: The result as stored (JSON), or None while there is none.
+    result_stored: str | None = None
+
+    @cached_property
+    def result(self) -> JudgeResult | None:
+        stored = self.result_stored
+        return None if stored is None else load_model(JudgeResult, stored)
 
 
 def _aware(moment: datetime | None) -> datetime | None:
@@ -249,6 +272,18 @@ class SubmissionStore:
         with self.engine.connect() as conn:
             rows = conn.execute(select(submissions).where(submissions.c.token.in_(list(tokens))))
             return {row.token: _record(row) for row in rows}
+
+    def states(self, tokens: Sequence[str]) -> dict[str, SubmissionState]:
+        """The state (and result) of the submissions among ``tokens`` that exist."""
+        if not tokens:
+            return {}
+        c = submissions.c
+        query = select(c.token, c.state, c.result).where(c.token.in_(list(tokens)))
+        with self.engine.connect() as conn:
+            return {
+                row.token: SubmissionState(row.token, row.state, row.result)
+                for row in conn.execute(query)
+            }
 
     def page(
         self, *, offset: int, limit: int, state: str | None = None

@@ -1,0 +1,55 @@
+"""A status poll read from a submission's state alone shows exactly what the
+full record shows for the same fields."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hpcbox.core.judge import JudgeResult, Submission, TestCase, TestResult, Verdict
+from hpcbox.core.settings import Settings
+from hpcbox.engine.judge_views import STATE_FIELDS, judge0_json, judge0_state_json
+from hpcbox.store import open_engine
+from hpcbox.store.submissions import SubmissionStore
+
+SUB = Submission(language="python3", source=b"print(1)\n", tests=(TestCase(),))
+RESULTS = {
+    "accepted": JudgeResult(
+        verdict=Verdict.ACCEPTED,
+        tests=(TestResult(index=0, verdict=Verdict.ACCEPTED, stdout=b"1\n", cpu_time_s=0.01),),
+    ),
+    "segfault": JudgeResult(
+        verdict=Verdict.RUNTIME_ERROR,
+        tests=(TestResult(index=0, verdict=Verdict.RUNTIME_ERROR, exit_signal=11, stderr=b"\xff"),),
+    ),
+    "compile": JudgeResult(verdict=Verdict.COMPILATION_ERROR, compile_output=b"main.c: error"),
+}
+FIELDS = [("token", "status"), ("status_id",), tuple(sorted(STATE_FIELDS))]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> SubmissionStore:
+    return SubmissionStore(open_engine(Settings(home=tmp_path)))
+
+
+@pytest.mark.parametrize("fields", FIELDS)
+def test_state_json_is_the_records_json(store: SubmissionStore, fields: tuple[str, ...]) -> None:
+    queued = store.create(SUB, api="judge0", echo={"language_id": 71})[0].token
+    tokens = [queued]
+    for result in RESULTS.values():
+        token = store.create(SUB, api="judge0", echo={"language_id": 71})[0].token
+        claimed = store.claim(token, lease_s=30)
+        assert claimed is not None and claimed.claim is not None
+        store.finish(token, claimed.claim, result, default_retain_s=60)
+        tokens.append(token)
+    processing = store.create(SUB, api="judge0", echo={})[0].token
+    assert store.claim(processing, lease_s=30) is not None
+    tokens.append(processing)
+    states = store.states([*tokens, "00000000-0000-4000-8000-000000000000"])
+    assert set(states) == set(tokens)
+    records = store.get_many(tokens)
+    for token in tokens:
+        assert judge0_state_json(states[token], fields=fields) == judge0_json(
+            records[token], fields=fields
+        )
