@@ -27,7 +27,8 @@
 Needs root, bubblewrap, gcc and /usr/bin/python3 on the host, and the judge runtime
 (built on first use; ``hpcbox judge setup``). Usage:
 .venv/bin/python bench/judge.py [--runs 200] [--concurrency 8] [--json]
-[--part warm|throughput|latency] [--clients single|batch|both]
+[--part warm|throughput|latency] [--clients single|batch|both] [--threads N]
+[--broker redis://HOST:6379/N]  (judge in an ``hpcbox worker`` process via Celery)
 """
 
 from __future__ import annotations
