@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import signal
 from collections.abc import Callable
 from pathlib import Path
@@ -138,6 +139,31 @@ def test_kill_freezes_kills_and_thaws(v1_tree: Callable[..., dict[str, str]]) ->
     assert all(sig == signal.SIGKILL and seen == "FROZEN" for _, sig, seen in killer.calls)
     assert state.read_text().strip() == "THAWED"
     assert driver.pids(GROUP) == set()
+
+
+def test_kill_of_a_group_removed_meanwhile_ends(
+    v1_tree: Callable[..., dict[str, str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The kernel answers ENODEV for a control file of a group being removed (the
+    job ended while it was killed): that group has nothing left to kill."""
+    from hpcbox.sandbox.cgroup import _fs, v1
+
+    h = v1_tree()
+    procs = [Path(m) / GROUP / "cgroup.procs" for m in sorted(set(h.values()))]
+    for f in procs:
+        f.write_text("100\n")
+    killer = FakeKiller(procs)
+
+    def removed(path: str) -> str:
+        if path.endswith("freezer.state"):
+            raise OSError(errno.ENODEV, "No such device")
+        return real(path)
+
+    real = _fs.read_text
+    monkeypatch.setattr(v1, "read_text", removed)
+    CgroupV1Driver(h, kill=killer, sleep=_no_sleep).kill(GROUP)
+    assert [c[0] for c in killer.calls] == [100]
+    assert _fs.read_pids("/nonexistent/cgroup.procs") == set()
 
 
 def test_kill_of_empty_or_missing_group_is_a_noop(

@@ -16,6 +16,7 @@ of its log, and the cluster is recorded as FAILED (``down`` cleans it up).
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -386,6 +387,7 @@ class ClusterManager:
         for host in workers:
             self._start_worker(spec, host, common)
         self._wait_idle(spec.name, workers)
+        self._wait_names(spec.name, workers, [CONTROLLER_HOST, *workers])
         info = rt.inspect(container_name(spec.name, CONTROLLER_HOST))
         port = info.ports.get(22) if info else None
         self.store.update(spec.name, state="RUNNING", ssh_port=port, message=None)
@@ -521,6 +523,30 @@ class ClusterManager:
             return all(states.get(w, ("",))[0].startswith("idle") for w in workers)
 
         self._wait(cluster, CONTROLLER_HOST, "slurmd registration", all_idle, self.ready_timeout)
+
+    def _wait_names(self, cluster: str, hosts: Sequence[str], names: Sequence[str]) -> None:
+        """Wait until each of ``hosts`` resolves every one of ``names``.
+
+        The engine's DNS (aardvark-dns on Podman) may answer for a container only
+        some seconds after it started: until then a lookup times out, and an MPI
+        launcher run on a fresh cluster stalled for minutes (MPICH's ssh launches
+        failing on lookups and retried ten times; seen in CI, and in about 1 run in
+        5 of `mpirun -f hostfile` started right after bring-up here). A cluster is
+        up only once every worker can reach the others by name.
+        """
+        argv = ["timeout", "5", "getent", "hosts", *names]
+
+        def resolves(host: str) -> bool:
+            return self._exec(cluster, host, argv, check=False).exit_code == 0
+
+        for host in hosts:
+            self._wait(
+                cluster,
+                host,
+                f"name resolution of {', '.join(names)}",
+                functools.partial(resolves, host),
+                self.ready_timeout,
+            )
 
     def _make_homes(self, spec: ClusterSpec, keys: ClusterKeys) -> None:
         """Create each user's home on the shared volume (once: kept across down/up),
@@ -732,6 +758,7 @@ class ClusterManager:
                 for host in new:
                     self._start_worker(spec, host, common)
                 self._wait_idle(name, new)
+                self._wait_names(name, final, [CONTROLLER_HOST, *final])
             else:
                 remove = current[workers:]
                 final = current[:workers]

@@ -8,6 +8,7 @@ import os
 from hpcbox.core.errors import HpcboxError, InvalidInputError, PermanentError, UnavailableError
 
 __all__ = [
+    "gone",
     "os_error",
     "read_int",
     "read_keyed",
@@ -48,12 +49,17 @@ def read_pids(path: str) -> set[int]:
     try:
         text = read_text(path)
     except OSError as exc:
-        # ENODEV: the group was removed between open() and read() (a racing
-        # collector); it is empty either way.
-        if isinstance(exc, FileNotFoundError) or exc.errno == errno.ENODEV:
+        if gone(exc):  # it is empty either way
             return set()
         raise
     return {int(tok) for tok in text.split() if tok.isdigit()}
+
+
+def gone(exc: OSError) -> bool:
+    """Whether ``exc`` says the control file's group no longer exists: missing, or
+    ENODEV (the group was removed between open() and read() or write(), by a
+    racing collector)."""
+    return isinstance(exc, FileNotFoundError) or exc.errno == errno.ENODEV
 
 
 def write_value(path: str, value: str) -> None:
@@ -94,8 +100,8 @@ def write_if_exists(path: str, value: str) -> bool:
     """:func:`write_checked`, but return False instead of failing if ``path`` is missing."""
     try:
         write_value(path, value)
-    except FileNotFoundError:
-        return False
     except OSError as exc:
+        if gone(exc):
+            return False
         raise os_error(exc, f"write {value} to {path}") from exc
     return True

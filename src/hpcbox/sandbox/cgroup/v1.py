@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 from hpcbox.core.errors import NotFoundError, PermanentError, UnavailableError
 from hpcbox.sandbox.cgroup._dirs import make_group_dir, remove_group_dir, undo_created
 from hpcbox.sandbox.cgroup._fs import (
+    gone,
     os_error,
     read_int,
     read_keyed,
@@ -158,8 +159,10 @@ class CgroupV1Driver(CgroupDriver):
             try:
                 if read_text(state).strip() == "FROZEN":
                     return
-            except FileNotFoundError:
-                return
+            except OSError as exc:
+                if gone(exc):  # removed meanwhile: nothing left to freeze
+                    return
+                raise
             self._sleep(0.001)
 
     def stats(self, group: str) -> CgroupStats:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from hpcbox.core.errors import NotFoundError, PermanentError, UnavailableError
 from hpcbox.sandbox.cgroup._dirs import make_group_dir, remove_group_dir, undo_created
 from hpcbox.sandbox.cgroup._fs import (
+    gone,
     os_error,
     read_int,
     read_keyed,
@@ -197,8 +198,10 @@ class CgroupV2Driver(CgroupDriver):
             try:
                 if read_keyed(events).get("frozen") == 1:
                     return
-            except FileNotFoundError:
-                return
+            except OSError as exc:
+                if gone(exc):  # removed meanwhile: nothing left to freeze
+                    return
+                raise
             self._sleep(0.001)
 
     @property
