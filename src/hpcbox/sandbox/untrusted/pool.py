@@ -24,9 +24,10 @@ log = logging.getLogger(__name__)
 class WarmPool:
     """Keeps up to ``sizes[key]`` ready boxes per key (0 disables warming for a key).
 
-    Thread-safe. One background thread refills every key. Boxes of different keys
-    are identical today (one rootfs); the keys let sizes follow each language's
-    demand and let occupancy be reported per language.
+    Thread-safe. One background thread refills every key. Boxes of the keys in
+    ``forked`` come from the factory's fork-server, the others each from a bwrap of
+    its own (one rootfs for all); the keys let sizes follow each language's demand
+    and let occupancy be reported per language.
     """
 
     def __init__(
