@@ -103,6 +103,33 @@ class SubmissionState:
         return None if stored is None else load_model(JudgeResult, stored)
 
 
+def _queued(
+    token: str,
+    api: str,
+    submission: Submission,
+    echo: dict[str, Any] | None,
+    callback_url: str | None,
+    created_at: datetime,
+    priority: int = 0,
+) -> SubmissionRecord:
+    """The record of a submission just stored as queued (naive UTC ``created_at``)."""
+    return SubmissionRecord(
+        token=token,
+        api=api,
+        language=submission.language,
+        priority=priority,
+        state=QUEUED,
+        submission_stored=submission,
+        echo_stored=None if echo is None else dict(echo),
+        callback_url=callback_url,
+        runs=0,
+        created_at=created_at.replace(tzinfo=UTC),
+        started_at=None,
+        finished_at=None,
+        expires_at=None,
+    )
+
+
 def _aware(moment: datetime | None) -> datetime | None:
     return None if moment is None else moment.replace(tzinfo=UTC)
 
@@ -190,22 +217,7 @@ class SubmissionStore:
             return _record(row), False
         # What was just written, without reading it back (a submission is a large
         # JSON document to parse again; this path runs once per submission).
-        record = SubmissionRecord(
-            token=token,
-            api=api,
-            language=submission.language,
-            priority=priority,
-            state=QUEUED,
-            submission_stored=submission,
-            echo_stored=None if echo is None else dict(echo),
-            callback_url=callback_url,
-            runs=0,
-            created_at=created_at.replace(tzinfo=UTC),
-            started_at=None,
-            finished_at=None,
-            expires_at=None,
-        )
-        return record, True
+        return _queued(token, api, submission, echo, callback_url, created_at, priority), True
 
     def create_many(
         self, items: Sequence[tuple[Submission, dict[str, Any] | None, str | None]], *, api: str
@@ -237,21 +249,7 @@ class SubmissionStore:
             with self.engine.begin() as conn:
                 conn.execute(insert(submissions), rows)
         return [
-            SubmissionRecord(
-                token=token,
-                api=api,
-                language=submission.language,
-                priority=0,
-                state=QUEUED,
-                submission_stored=submission,
-                echo_stored=None if echo is None else dict(echo),
-                callback_url=callback_url,
-                runs=0,
-                created_at=created_at.replace(tzinfo=UTC),
-                started_at=None,
-                finished_at=None,
-                expires_at=None,
-            )
+            _queued(token, api, submission, echo, callback_url, created_at)
             for token, (submission, echo, callback_url) in zip(tokens, items, strict=True)
         ]
 

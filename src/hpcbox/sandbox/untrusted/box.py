@@ -45,7 +45,7 @@ from hpcbox.sandbox.limits import Limits
 from hpcbox.sandbox.untrusted import compiled, safefs
 from hpcbox.sandbox.untrusted.argv import BOX_DIR, BoxCommand, build_argv
 from hpcbox.sandbox.untrusted.argv import PATH as _PATH
-from hpcbox.sandbox.untrusted.seccomp import compile_filter
+from hpcbox.sandbox.untrusted.seccomp import compile_filter, filter_memfd
 from hpcbox.sandbox.untrusted.spec import RunLimits, RunResult, RunSpec
 from hpcbox.sandbox.untrusted.zygote import Zygote
 
@@ -60,7 +60,8 @@ log = logging.getLogger(__name__)
 
 #: Granted on top of a run's limit and the idle box's usage: the supervisor's fork.
 _FORK_SLACK_BYTES = 2 * 1024 * 1024
-#: Tasks in a box's cgroup besides the program: bwrap and the supervisor.
+#: Tasks in a box's cgroup besides the program: bwrap and the supervisor (a forked
+#: box has only its PID 1 there, so one to spare).
 _SANDBOX_TASKS = 2
 #: Limits of the fork-server's own group: it, and each new box until it is moved out.
 _ZYGOTE_LIMITS = Limits(memory_bytes=512 * 1024 * 1024, pids=256)
@@ -202,8 +203,8 @@ class UntrustedSandbox:
         box.compiled = True  # the fork-server reads the compiled supervisor's requests
         try:
             # Held by a pidfd before it is moved: the pid names the box's PID 1,
-            # blocked on its request (it exits only when killed), from here on.
-            box._pidfd = os.pidfd_open(forked.pid)  # closed by destroy() from here on
+            # blocked on its request (it exits only when killed); destroy() closes it.
+            box._pidfd = os.pidfd_open(forked.pid)
             for procs in driver.procs_files(group):
                 write_value(procs, str(forked.pid))
             box._attach(forked.pid, box._pidfd)
@@ -211,6 +212,13 @@ class UntrustedSandbox:
             box.destroy()
             raise
         return box
+
+    def _sweep_once(self, driver: CgroupDriver) -> None:
+        """Remove dead judges' groups, the first time this factory starts anything."""
+        with self._lock:
+            sweep, self._swept = not self._swept, True
+        if sweep:
+            sweep_stale_groups(driver)
 
     def _running_zygote(self, driver: CgroupDriver) -> Zygote:
         """The fork-server, started (again, if it died) on first use."""
@@ -224,10 +232,7 @@ class UntrustedSandbox:
                 with contextlib.suppress(Exception):  # its boxes died with it
                     driver.kill(self._zygote_group)
                     driver.remove(self._zygote_group)
-            with self._lock:
-                sweep, self._swept = not self._swept, True
-            if sweep:
-                sweep_stale_groups(driver)
+            self._sweep_once(driver)
             bwrap, setpriv = self._tools()
             if bwrap is None or setpriv is None:
                 raise UnavailableError("bwrap and setpriv are needed: apt-get install bubblewrap")
@@ -254,10 +259,7 @@ class UntrustedSandbox:
 
     def _prepare(self, supervisor_fd: int | None) -> WarmBox:
         driver = self.driver
-        with self._lock:
-            sweep, self._swept = not self._swept, True
-        if sweep:
-            sweep_stale_groups(driver)
+        self._sweep_once(driver)
         group = f"{self._parent}/box-{next(self._counter)}"
         driver.create(group, _IDLE_LIMITS)
         try:
@@ -318,9 +320,7 @@ class UntrustedSandbox:
             out_r, out_w = os.pipe()
             err_r, err_w = os.pipe()
             info_r, info_w = os.pipe()
-            sec = os.memfd_create("hpcbox-seccomp", 0)
-            os.write(sec, compile_filter())
-            os.lseek(sec, 0, os.SEEK_SET)
+            sec = filter_memfd()
             child_fds += [req_r, res_w, out_w, err_w, info_w, sec]
             host_fds += [req_w, res_r, out_r, err_r, info_r]
             for fd in host_fds:

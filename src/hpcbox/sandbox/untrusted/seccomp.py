@@ -24,7 +24,13 @@ import tempfile
 
 from hpcbox.core.errors import UnavailableError
 
-__all__ = ["DENIED_SYSCALLS", "NAMESPACE_CLONE_FLAGS", "UNSUPPORTED_SYSCALLS", "compile_filter"]
+__all__ = [
+    "DENIED_SYSCALLS",
+    "NAMESPACE_CLONE_FLAGS",
+    "UNSUPPORTED_SYSCALLS",
+    "compile_filter",
+    "filter_memfd",
+]
 
 #: Syscalls refused outright (EPERM). Unknown names on this architecture are skipped.
 DENIED_SYSCALLS: tuple[str, ...] = (
@@ -183,3 +189,17 @@ def compile_filter() -> bytes:
             return f.read()
     finally:
         lib.seccomp_release(ctx)
+
+
+def filter_memfd() -> int:
+    """A new memfd holding :func:`compile_filter`'s program, read from its start: what
+    a sandbox inherits to load the filter (bwrap's ``--seccomp FD``, the
+    fork-server's argument). The caller closes it."""
+    fd = os.memfd_create("hpcbox-seccomp", 0)
+    try:
+        os.write(fd, compile_filter())
+        os.lseek(fd, 0, os.SEEK_SET)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from hpcbox.core.errors import PermanentError, UnavailableError
 from hpcbox.sandbox.untrusted.argv import ZygoteCommand, build_zygote_argv
-from hpcbox.sandbox.untrusted.seccomp import compile_filter
+from hpcbox.sandbox.untrusted.seccomp import filter_memfd
 
 __all__ = ["ForkedBox", "Zygote"]
 
@@ -62,11 +62,9 @@ class Zygote:
         bwrap, setpriv = tools
         ctl_host, ctl_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         err_r, err_w = os.pipe()
-        sec = os.memfd_create("hpcbox-seccomp", 0)
+        sec = filter_memfd()
         child_fds = [ctl_child.fileno(), sec]
         try:
-            os.write(sec, compile_filter())
-            os.lseek(sec, 0, os.SEEK_SET)
             for fd in child_fds:
                 os.set_inheritable(fd, True)
             argv = build_zygote_argv(
