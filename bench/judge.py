@@ -28,7 +28,8 @@ Needs root, bubblewrap, gcc and /usr/bin/python3 on the host, and the judge runt
 (built on first use; ``hpcbox judge setup``). Usage:
 .venv/bin/python bench/judge.py [--runs 200] [--concurrency 8] [--json]
 [--part warm|throughput|latency] [--clients single|batch|both] [--threads N]
-[--broker redis://HOST:6379/N]  (judge in an ``hpcbox worker`` process via Celery)
+[--language python3|c ...] [--broker redis://HOST:6379/N]  (judge in an ``hpcbox worker``
+process via Celery)
 """
 
 from __future__ import annotations
@@ -82,6 +83,8 @@ class Options:
     #: A Celery broker URL: (b) then judges in one ``hpcbox worker`` process
     #: beside ``hpcbox serve`` (None: the serving process judges, in-process).
     broker: str | None = None
+    #: Which languages (b) measures.
+    languages: tuple[str, ...] = ("python3", "c")
 
 
 def _rootfs() -> Path:
@@ -410,7 +413,7 @@ def bench_throughput(opts: Options) -> dict[str, Any]:
     out["clients"] = list(opts.clients)
     with _serving(opts.threads, opts.broker) as server:
         for kind in opts.clients:
-            for language in ("python3", "c"):
+            for language in opts.languages:
                 warmup = max(4, opts.concurrency)
                 _bare_rate(language, warmup, opts.concurrency)
                 _api_rate(server, language, warmup, opts.concurrency, opts.poll_s, kind)
@@ -487,10 +490,19 @@ def main() -> None:
         "--broker",
         help="a Celery broker URL (redis://...): (b) judges in an `hpcbox worker` process",
     )
+    parser.add_argument(
+        "--language",
+        choices=["python3", "c"],
+        action="append",
+        help="a language (b) measures (repeatable; default: both)",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     clients = ("single", "batch") if args.clients == "both" else (args.clients,)
-    opts = Options(args.runs, args.concurrency, args.poll, args.threads, clients, args.broker)
+    languages = tuple(args.language or ("python3", "c"))
+    opts = Options(
+        args.runs, args.concurrency, args.poll, args.threads, clients, args.broker, languages
+    )
     for part in args.part or list(PARTS):
         result = PARTS[part](opts)
         if args.json:
@@ -518,7 +530,7 @@ def main() -> None:
             for kind in result["clients"]:
                 label = "one per request" if kind == "single" else f"batches of {BATCH_SIZE}"
                 print(f"    Judge0 clients sending {label}:")
-                for language in ("python3", "c"):
+                for language in result[kind]:
                     row = result[kind][language]
                     bare, api = row["bare"], row["api"]
                     print(

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Any
 
-from sqlalchemy import Engine, Row, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Engine, Row, and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from hpcbox.core.errors import ConflictError, NotFoundError
@@ -37,7 +37,75 @@ __all__ = [
 ]
 
 QUEUED, PROCESSING, DONE = "queued", "processing", "done"
-_CANDIDATES = 8  # rows tried per claim_next round when other workers race for the head
+
+# The statements of the per-submission paths (create, claim, finish, status polls),
+# built once with bound parameters: building a statement and its cache key cost
+# SQLAlchemy more CPU than SQLite spent running it (py-spy, under load), and a
+# statement built once keeps its cache key.
+_c = submissions.c
+_INSERT = insert(submissions)
+#: Claimable at ``now``: queued, or processing under a lease that ran out.
+_CLAIMABLE = or_(
+    _c.state == QUEUED, and_(_c.state == PROCESSING, _c.lease_until < bindparam("now"))
+)
+#: The next claimable row, highest priority first, oldest first within one. Locked
+#: with SKIP LOCKED where the database can (PostgreSQL), so that concurrent claims
+#: take different rows; SQLite runs one writer at a time, so the UPDATE around it
+#: is atomic there.
+_NEXT_ID = (
+    select(_c.id)
+    .where(_CLAIMABLE)
+    .order_by(_c.priority.desc(), _c.id)
+    .limit(1)
+    .with_for_update(skip_locked=True)
+    .scalar_subquery()
+)
+#: What a claim writes: a fresh claim id and lease, one more run.
+_CLAIMED = {
+    "state": PROCESSING,
+    "claim": bindparam("new_claim"),
+    "lease_until": bindparam("new_lease"),
+    "runs": _c.runs + 1,
+    "started_at": bindparam("now"),
+}
+#: A claim is one statement, a compare-and-set (the WHERE checks that the row is
+#: claimable, again after any lock wait), answering the row as updated: the next
+#: row, or the row of one token.
+_CLAIM_NEXT = (
+    update(submissions)
+    .where(_c.id == _NEXT_ID, _CLAIMABLE)
+    .values(_CLAIMED)
+    .returning(*submissions.c)
+)
+_CLAIM_TOKEN = (
+    update(submissions)
+    .where(_c.token == bindparam("the_token"), _CLAIMABLE)
+    .values(_CLAIMED)
+    .returning(*submissions.c)
+)
+_DELETE_TESTS = delete(submission_tests).where(submission_tests.c.submission_id == bindparam("sid"))
+_HELD = and_(
+    _c.token == bindparam("the_token"), _c.claim == bindparam("held"), _c.state == PROCESSING
+)
+_FINISH_ROW = select(submissions).where(_HELD)
+_FINISH = (
+    update(submissions)
+    .where(_c.id == bindparam("sid"), _c.claim == bindparam("held"))
+    .values(
+        state=DONE,
+        verdict=bindparam("new_verdict"),
+        result=bindparam("new_result"),
+        lease_until=None,
+        finished_at=bindparam("now"),
+        expires_at=bindparam("new_expiry"),
+    )
+)
+_RENEW = update(submissions).where(_HELD).values(lease_until=bindparam("new_lease"))
+_STATES = select(_c.token, _c.state, _c.result).where(
+    _c.token.in_(bindparam("tokens", expanding=True))
+)
+_COUNT_QUEUED = select(func.count()).where(_c.state == QUEUED)
+_BY_TOKEN = select(submissions).where(_c.token == bindparam("the_token"))
 
 
 @dataclass(frozen=True)
@@ -185,21 +253,22 @@ class SubmissionStore:
         try:
             with self.engine.begin() as conn:
                 conn.execute(
-                    insert(submissions).values(
-                        token=token,
-                        idempotency_key=idempotency_key,
-                        request_hash=request_hash,
-                        api=api,
-                        language=submission.language,
-                        priority=priority,
-                        state=QUEUED,
-                        submission=dumps(submission),
-                        echo=None if echo is None else json.dumps(echo),
-                        callback_url=callback_url,
-                        runs=0,
-                        retain_s=retain_s,
-                        created_at=created_at,
-                    )
+                    _INSERT,
+                    {
+                        "token": token,
+                        "idempotency_key": idempotency_key,
+                        "request_hash": request_hash,
+                        "api": api,
+                        "language": submission.language,
+                        "priority": priority,
+                        "state": QUEUED,
+                        "submission": dumps(submission),
+                        "echo": None if echo is None else json.dumps(echo),
+                        "callback_url": callback_url,
+                        "runs": 0,
+                        "retain_s": retain_s,
+                        "created_at": created_at,
+                    },
                 )
         except IntegrityError:
             if idempotency_key is None:
@@ -247,7 +316,7 @@ class SubmissionStore:
         ]
         if rows:
             with self.engine.begin() as conn:
-                conn.execute(insert(submissions), rows)
+                conn.execute(_INSERT, rows)
         return [
             _queued(token, api, submission, echo, callback_url, created_at)
             for token, (submission, echo, callback_url) in zip(tokens, items, strict=True)
@@ -258,7 +327,7 @@ class SubmissionStore:
     def get(self, token: str) -> SubmissionRecord:
         """The submission; :class:`NotFoundError` when there is none."""
         with self.engine.connect() as conn:
-            row = conn.execute(select(submissions).where(submissions.c.token == token)).first()
+            row = conn.execute(_BY_TOKEN, {"the_token": token}).first()
         if row is None:
             raise NotFoundError(f"no submission {token}")
         return _record(row)
@@ -275,12 +344,10 @@ class SubmissionStore:
         """The state (and result) of the submissions among ``tokens`` that exist."""
         if not tokens:
             return {}
-        c = submissions.c
-        query = select(c.token, c.state, c.result).where(c.token.in_(list(tokens)))
         with self.engine.connect() as conn:
             return {
                 row.token: SubmissionState(row.token, row.state, row.result)
-                for row in conn.execute(query)
+                for row in conn.execute(_STATES, {"tokens": list(tokens)})
             }
 
     def page(
@@ -318,9 +385,8 @@ class SubmissionStore:
             return {str(state): int(n) for state, n in conn.execute(query)}
 
     def count_queued(self) -> int:
-        query = select(func.count()).where(submissions.c.state == QUEUED)
         with self.engine.connect() as conn:
-            return int(conn.execute(query).scalar_one())
+            return int(conn.execute(_COUNT_QUEUED).scalar_one())
 
     def statistics(self) -> dict[str, Any]:
         """Counts by language and by verdict, and the total (for ``/statistics``)."""
@@ -367,109 +433,39 @@ class SubmissionStore:
 
     # -- running ------------------------------------------------------------------
 
-    def _claimable(self, now: datetime) -> Any:
-        return or_(
-            submissions.c.state == QUEUED,
-            and_(submissions.c.state == PROCESSING, submissions.c.lease_until < now),
-        )
-
-    def _try_claim(
-        self, sid: int, old_claim: str | None, lease_s: float, now: datetime | None = None
-    ) -> str | None:
-        now = now or utcnow()
-        claim = str(uuid.uuid4())
-        with self.engine.begin() as conn:
-            won = conn.execute(
-                update(submissions)
-                .where(
-                    submissions.c.id == sid,
-                    self._claimable(now),
-                    submissions.c.claim.is_(None)
-                    if old_claim is None
-                    else submissions.c.claim == old_claim,
-                )
-                .values(
-                    state=PROCESSING,
-                    claim=claim,
-                    lease_until=now + timedelta(seconds=lease_s),
-                    runs=submissions.c.runs + 1,
-                    started_at=now,
-                )
-            ).rowcount
-            if won != 1:
-                return None
-            if old_claim is not None:
-                # A run after a lost worker starts again from the first test (a
-                # row never claimed before has no test rows).
-                conn.execute(
-                    delete(submission_tests).where(submission_tests.c.submission_id == sid)
-                )
-        return claim
-
     def claim(self, token: str, *, lease_s: float) -> SubmissionRecord | None:
         """Claim one submission (for a worker told to run it). None when it is done,
         gone, or held by a live claim."""
-        now = utcnow()
-        with self.engine.connect() as conn:
-            row = conn.execute(
-                select(submissions.c.id, submissions.c.claim).where(
-                    submissions.c.token == token, self._claimable(now)
-                )
-            ).first()
-        if row is None:
-            return None
-        return self._claimed(token) if self._try_claim(row.id, row.claim, lease_s) else None
+        return self._claim(_CLAIM_TOKEN, lease_s, the_token=token)
 
     def claim_next(self, *, lease_s: float) -> SubmissionRecord | None:
         """Claim the next claimable submission: highest priority first, oldest first
         within a priority. None when there is nothing to run."""
-        while True:
-            now = utcnow()
-            query = (
-                select(submissions)
-                .where(self._claimable(now))
-                .order_by(submissions.c.priority.desc(), submissions.c.id)
-                .limit(_CANDIDATES)
-            )
-            with self.engine.connect() as conn:
-                rows = list(conn.execute(query))
-            if not rows:
-                return None
-            for row in rows:
-                started = utcnow()
-                claim = self._try_claim(row.id, row.claim, lease_s, started)
-                if claim:
-                    # The row as the claim left it, without reading it again (the
-                    # claim's compare-and-set changed exactly these columns).
-                    return replace(
-                        _record(row),
-                        state=PROCESSING,
-                        claim=claim,
-                        runs=row.runs + 1,
-                        started_at=started.replace(tzinfo=UTC),
-                    )
+        return self._claim(_CLAIM_NEXT, lease_s)
 
-    def _claimed(self, token: str) -> SubmissionRecord | None:
-        try:
-            return self.get(token)
-        except NotFoundError:  # deleted right after the claim
-            return None
+    def _claim(self, statement: Any, lease_s: float, **params: Any) -> SubmissionRecord | None:
+        """Run a claiming UPDATE ... RETURNING (one row at most); the claimed record."""
+        now = utcnow()
+        params.update(
+            now=now, new_claim=str(uuid.uuid4()), new_lease=now + timedelta(seconds=lease_s)
+        )
+        with self.engine.begin() as conn:
+            row = conn.execute(statement, params).first()
+            if row is not None and row.runs > 1:
+                # A run after a lost worker starts again from the first test (a
+                # row never claimed before has no test rows).
+                conn.execute(_DELETE_TESTS, {"sid": row.id})
+        return None if row is None else _record(row)
 
     def renew(self, token: str, claim: str, *, lease_s: float) -> bool:
         """Extend a live claim's lease; False when the claim was lost."""
+        params = {
+            "the_token": token,
+            "held": claim,
+            "new_lease": utcnow() + timedelta(seconds=lease_s),
+        }
         with self.engine.begin() as conn:
-            return (
-                conn.execute(
-                    update(submissions)
-                    .where(
-                        submissions.c.token == token,
-                        submissions.c.claim == claim,
-                        submissions.c.state == PROCESSING,
-                    )
-                    .values(lease_until=utcnow() + timedelta(seconds=lease_s))
-                ).rowcount
-                == 1
-            )
+            return conn.execute(_RENEW, params).rowcount == 1
 
     def add_test(self, token: str, claim: str, test: TestResult) -> bool:
         """Record one finished test under ``claim``; False when the claim was lost."""
@@ -509,35 +505,23 @@ class SubmissionStore:
         """
         now = utcnow()
         with self.engine.begin() as conn:
-            row = conn.execute(
-                select(submissions).where(
-                    submissions.c.token == token,
-                    submissions.c.claim == claim,
-                    submissions.c.state == PROCESSING,
-                )
-            ).first()
+            row = conn.execute(_FINISH_ROW, {"the_token": token, "held": claim}).first()
             if row is None:
                 return None
             retain = row.retain_s if row.retain_s is not None else default_retain_s
-            done = conn.execute(
-                update(submissions)
-                .where(submissions.c.id == row.id, submissions.c.claim == claim)
-                .values(
-                    state=DONE,
-                    verdict=result.verdict.value,
-                    result=dumps(result),
-                    lease_until=None,
-                    finished_at=now,
-                    expires_at=now + timedelta(seconds=retain),
-                )
-            ).rowcount
-            if done != 1:
+            params = {
+                "sid": row.id,
+                "held": claim,
+                "new_verdict": result.verdict.value,
+                "new_result": dumps(result),
+                "now": now,
+                "new_expiry": now + timedelta(seconds=retain),
+            }
+            if conn.execute(_FINISH, params).rowcount != 1:
                 return None
             # Keep the per-test rows consistent with the final result.
             if tests_streamed:
-                conn.execute(
-                    delete(submission_tests).where(submission_tests.c.submission_id == row.id)
-                )
+                conn.execute(_DELETE_TESTS, {"sid": row.id})
             if result.tests:
                 conn.execute(
                     insert(submission_tests),
