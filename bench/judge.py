@@ -53,6 +53,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import httpx
 
 from hpcbox.core.settings import Settings
@@ -287,7 +288,7 @@ def _bare_rate(language: str, runs: int, concurrency: int) -> dict[str, float]:
 
 
 async def _judge0_client(
-    client: httpx.AsyncClient, language: str, todo: list[int], poll_s: float
+    client: aiohttp.ClientSession, language: str, todo: list[int], poll_s: float
 ) -> None:
     """A Judge0 client: submit (wait=false), poll until final, check the verdict."""
     body = {
@@ -297,19 +298,26 @@ async def _judge0_client(
     }
     while todo:
         todo.pop()
-        answer = await client.post("/judge0/submissions", json=body)
-        if answer.status_code != 201:
-            raise SystemExit(f"POST answered {answer.status_code}: {answer.text}")
-        token = answer.json()["token"]
+        status, answer = await _call(client, "POST", "/judge0/submissions", json=body)
+        if status != 201:
+            raise SystemExit(f"POST answered {status}: {answer}")
+        token = answer["token"]
         while True:
             await asyncio.sleep(poll_s)
-            got = await client.get(f"/judge0/submissions/{token}?fields=status")
-            status = got.json()["status"]
-            if status["id"] > 2:  # neither "In Queue" nor "Processing"
+            _, got = await _call(client, "GET", f"/judge0/submissions/{token}?fields=status")
+            if got["status"]["id"] > 2:  # neither "In Queue" nor "Processing"
                 break
-        if status["id"] != 3:
-            full = await client.get(f"/judge0/submissions/{token}?fields=*")
-            raise SystemExit(f"{language} submission ended {full.text}")
+        if got["status"]["id"] != 3:
+            _, full = await _call(client, "GET", f"/judge0/submissions/{token}?fields=*")
+            raise SystemExit(f"{language} submission ended {full}")
+
+
+async def _call(
+    client: aiohttp.ClientSession, method: str, url: str, **kwargs: Any
+) -> tuple[int, Any]:
+    """One request; its status and JSON body."""
+    async with client.request(method, url, **kwargs) as answer:
+        return answer.status, await answer.json(content_type=None)
 
 
 #: Submissions per batch request: Judge0's default max_submission_batch_size.
@@ -317,7 +325,7 @@ BATCH_SIZE = 20
 
 
 async def _judge0_batch_client(
-    client: httpx.AsyncClient, language: str, todo: list[int], poll_s: float
+    client: aiohttp.ClientSession, language: str, todo: list[int], poll_s: float
 ) -> None:
     """A Judge0 client sending batches: POST /submissions/batch, then poll
     GET /submissions/batch?tokens=... until every one is final; check verdicts."""
@@ -329,25 +337,29 @@ async def _judge0_batch_client(
     while todo:
         count = min(BATCH_SIZE, len(todo))
         del todo[-count:]
-        answer = await client.post(
-            "/judge0/submissions/batch", json={"submissions": [body] * count}
+        status, answer = await _call(
+            client, "POST", "/judge0/submissions/batch", json={"submissions": [body] * count}
         )
-        if answer.status_code != 201:
-            raise SystemExit(f"batch POST answered {answer.status_code}: {answer.text}")
-        pending = [item["token"] for item in answer.json()]
+        if status != 201:
+            raise SystemExit(f"batch POST answered {status}: {answer}")
+        pending = [item["token"] for item in answer]
         while pending:
             await asyncio.sleep(poll_s)
-            got = await client.get(
+            _, got = await _call(
+                client,
+                "GET",
                 "/judge0/submissions/batch",
                 params={"tokens": ",".join(pending), "fields": "token,status"},
             )
             still = []
-            for item in got.json()["submissions"]:
+            for item in got["submissions"]:
                 if item["status"]["id"] <= 2:  # "In Queue" or "Processing"
                     still.append(item["token"])
                 elif item["status"]["id"] != 3:
-                    full = await client.get(f"/judge0/submissions/{item['token']}?fields=*")
-                    raise SystemExit(f"{language} submission ended {full.text}")
+                    _, full = await _call(
+                        client, "GET", f"/judge0/submissions/{item['token']}?fields=*"
+                    )
+                    raise SystemExit(f"{language} submission ended {full}")
             pending = still
 
 
@@ -363,8 +375,10 @@ def _api_rate(
 
     async def main() -> float:
         todo = list(range(runs))
-        limits = httpx.Limits(max_connections=concurrency)
-        async with httpx.AsyncClient(base_url=server.url, timeout=120, limits=limits) as client:
+        connector = aiohttp.TCPConnector(limit=concurrency)
+        timeout = aiohttp.ClientTimeout(total=120)
+        session = aiohttp.ClientSession(server.url, connector=connector, timeout=timeout)
+        async with session as client:
             start = time.perf_counter()
             await asyncio.gather(
                 *(one_client(client, language, todo, poll_s) for _ in range(concurrency))

@@ -38,11 +38,23 @@ def judge_rootfs() -> Path:
     return ensure_rootfs(JUDGE_CACHE, packages, progress=print)
 
 
-@pytest.fixture(scope="module", params=[True, False], ids=["fork-server", "bwrap-per-box"])
+#: (fork_server, compiled_fork_server) of each way of starting boxes.
+_BOX_KINDS = {
+    "fork-server": (True, True),
+    "compiled-fork-server": (False, True),
+    "bwrap-per-box": (False, False),
+}
+
+
+@pytest.fixture(scope="module", params=list(_BOX_KINDS))
 def sandbox(judge_rootfs: Path, request: pytest.FixtureRequest) -> Iterator[UntrustedSandbox]:
-    """Both ways of starting boxes: forked from the fork-server (the default) and
-    one bwrap per box (the fallback); every sandbox test runs against each."""
-    factory = UntrustedSandbox(judge_rootfs, fork_server=request.param)
+    """Every way of starting boxes: forked from the Python fork-server (Python
+    runs), forked from the compiled one (every other program), and one bwrap per
+    box (the fallback); every sandbox test runs against each."""
+    fork_server, compiled = _BOX_KINDS[request.param]
+    factory = UntrustedSandbox(
+        judge_rootfs, fork_server=fork_server, compiled_fork_server=compiled
+    )
     factory.check()
     yield factory
     factory.close()

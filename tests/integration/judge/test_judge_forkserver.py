@@ -139,9 +139,9 @@ def test_another_environment_is_execd_not_forked(forked: UntrustedSandbox) -> No
 
 def test_a_dead_fork_server_is_started_again(forked: UntrustedSandbox) -> None:
     assert _python(forked, "print(1)\n").stdout == b"1\n"
-    zygote = forked._zygote
+    zygote = forked._zygotes[False]
     assert zygote is not None
     os.kill(zygote._proc.pid, signal.SIGKILL)
     zygote._proc.wait(timeout=10)
     assert _python(forked, "print(2)\n").stdout == b"2\n"
-    assert forked._zygote is not zygote
+    assert forked._zygotes[False] is not zygote

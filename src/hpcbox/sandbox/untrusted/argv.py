@@ -120,15 +120,21 @@ class ZygoteCommand:
     env: Mapping[str, str]
     zygote_source: str
     python: str = "/usr/bin/python3"
+    #: The compiled supervisor's path inside the sandbox (``/proc/self/fd/N``): the
+    #: fork-server is then that program in its fork-server mode, which execs every
+    #: program (``supervisor.c``), instead of ``zygote_source`` run by ``python``.
+    compiled_exec: str | None = None
 
 
 def build_zygote_argv(cmd: ZygoteCommand) -> list[str]:
-    """The argv of a fork-server (``_zygote.py``): the same sandbox as a box's, with
-    CAP_SYS_ADMIN, CAP_NET_ADMIN and CAP_SETPCAP kept in its user namespace (to
-    build each box's namespaces and mounts, and to empty its bounding set) and no
-    seccomp filter of its own (each box's program gets it, after every capability
-    is dropped). Started as ``python3 -B``, the flags of the Python language's
-    runs, which it can then run in-process, with ``cmd.env`` as its environment."""
+    """The argv of a fork-server (``_zygote.py``, or ``supervisor.c zygote``): the
+    same sandbox as a box's, with CAP_SYS_ADMIN, CAP_NET_ADMIN and CAP_SETPCAP kept
+    in its user namespace (to build each box's namespaces and mounts, and to empty
+    its bounding set) and no seccomp filter of its own (each box's program gets it,
+    after every capability is dropped). The Python one is started as ``python3
+    -B``, the flags of the Python language's runs, which it can then run
+    in-process, with ``cmd.env`` as its environment."""
+    args = (str(cmd.control_fd), str(cmd.seccomp_fd), str(cmd.box_bytes), str(cmd.tmp_bytes))
     return [
         *_prefix(cmd.sh, cmd.setpriv, cmd.bwrap, cmd.host_uid, cmd.procs_files, cmd.rootfs),
         # Every box shares this /dev: read-only, so that no run leaves a file there
@@ -146,14 +152,12 @@ def build_zygote_argv(cmd: ZygoteCommand) -> list[str]:
         "--cap-add",
         "CAP_SETPCAP",
         "--",
-        cmd.python,
-        "-B",
-        "-c",
-        cmd.zygote_source,
-        str(cmd.control_fd),
-        str(cmd.seccomp_fd),
-        str(cmd.box_bytes),
-        str(cmd.tmp_bytes),
+        *(
+            (cmd.compiled_exec, "zygote")
+            if cmd.compiled_exec
+            else (cmd.python, "-B", "-c", cmd.zygote_source)
+        ),
+        *args,
     ]
 
 

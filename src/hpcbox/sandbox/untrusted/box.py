@@ -106,6 +106,7 @@ class UntrustedSandbox:
         fork_server: bool = False,
         fork_env: Mapping[str, str] | None = None,
         max_running: int | None = None,
+        compiled_fork_server: bool = True,
     ) -> None:
         self.rootfs = Path(rootfs)
         self._driver = driver
@@ -142,8 +143,14 @@ class UntrustedSandbox:
         #: The fork-server's environment: ``python3 -B FILE`` runs with exactly
         #: this one run in its interpreter, others are exec'd.
         self.fork_env = dict(fork_env) if fork_env is not None else {"PATH": _PATH}
-        self._zygote: Zygote | None = None
-        self._zygote_group = ""
+        #: Whether boxes that are not forked from the (Python) fork-server are forked
+        #: from the compiled supervisor's fork-server (``supervisor.c``), where the
+        #: rootfs can build it, rather than each started by a bwrap of its own.
+        self.compiled_fork_server = compiled_fork_server
+        #: The fork-servers once started: the Python one (``False``) and the
+        #: compiled one (``True``), and their cgroups.
+        self._zygotes: dict[bool, Zygote] = {}
+        self._zygote_groups: dict[bool, str] = {}
         self._zygote_lock = threading.Lock()
 
     @property
@@ -172,10 +179,12 @@ class UntrustedSandbox:
     def prepare(self, *, forked: bool | None = None) -> WarmBox:
         """Start one warm box and return once its supervisor is ready.
 
-        ``forked``: fork it from the fork-server (``_zygote.py``: a box costs a few
-        forks, and ``python3 -B FILE`` runs in the interpreter already started), or
-        start it with a bwrap of its own (no interpreter forked, so cheaper for
-        compiled programs); None: the factory's ``fork_server``.
+        ``forked``: fork it from the Python fork-server (``_zygote.py``: a box costs
+        a few forks of an interpreter, and ``python3 -B FILE`` runs in the
+        interpreter already started); else (for programs that are exec'd) fork it
+        from the compiled fork-server (``supervisor.c``: forks of a small C
+        program) when ``compiled_fork_server`` and the rootfs can build it, or
+        start it with a bwrap of its own; None: the factory's ``fork_server``.
 
         Raise UnavailableError when bwrap, setpriv, cgroups or the rootfs are
         unusable, PermanentError when the sandbox fails to start.
@@ -183,12 +192,15 @@ class UntrustedSandbox:
         if self._closed:
             raise UnavailableError("the sandbox factory is closed")
         if self.fork_server if forked is None else forked:
-            return self._prepare_forked()
-        return self._prepare(self._compiled_supervisor())
+            return self._prepare_forked(compiled=False)
+        supervisor = self._compiled_supervisor()
+        if self.compiled_fork_server and supervisor is not None:
+            return self._prepare_forked(compiled=True)
+        return self._prepare(supervisor)
 
-    def _prepare_forked(self) -> WarmBox:
+    def _prepare_forked(self, *, compiled: bool) -> WarmBox:
         driver = self.driver
-        zygote = self._running_zygote(driver)
+        zygote = self._running_zygote(driver, compiled=compiled)
         group = f"{self._parent}/box-{next(self._counter)}"
         driver.create(group, _IDLE_LIMITS)
         try:
@@ -220,18 +232,16 @@ class UntrustedSandbox:
         if sweep:
             sweep_stale_groups(driver)
 
-    def _running_zygote(self, driver: CgroupDriver) -> Zygote:
-        """The fork-server, started (again, if it died) on first use."""
+    def _running_zygote(self, driver: CgroupDriver, *, compiled: bool) -> Zygote:
+        """A fork-server (the compiled one, or the Python one), started (again, if
+        it died) on first use."""
         with self._zygote_lock:
-            if self._zygote is not None and self._zygote.alive():
-                return self._zygote
-            if self._zygote is not None:
-                log.warning("the sandbox fork-server died; starting a new one")
-                self._zygote.close()
-                self._zygote = None
-                with contextlib.suppress(Exception):  # its boxes died with it
-                    driver.kill(self._zygote_group)
-                    driver.remove(self._zygote_group)
+            zygote = self._zygotes.get(compiled)
+            if zygote is not None and zygote.alive():
+                return zygote
+            if zygote is not None:
+                log.warning("a sandbox fork-server died; starting a new one")
+                self._stop_zygote(compiled)
             self._sweep_once(driver)
             bwrap, setpriv = self._tools()
             if bwrap is None or setpriv is None:
@@ -239,23 +249,36 @@ class UntrustedSandbox:
             group = f"{self._parent}/zygote-{next(self._counter)}"
             driver.create(group, _ZYGOTE_LIMITS)
             try:
-                self._zygote = Zygote(
+                zygote = Zygote(
                     rootfs=str(self.rootfs),
                     host_uid=self.host_uid,
                     box_bytes=self.box_bytes,
                     tmp_bytes=self.tmp_bytes,
                     tools=(bwrap, setpriv),
-                    env=self.fork_env,
+                    env={"PATH": _PATH} if compiled else self.fork_env,
                     procs_files=driver.procs_files(group),
                     spawn=self._spawn,
+                    compiled_fd=self._supervisor_fd if compiled else None,
                 )
             except BaseException:
                 with contextlib.suppress(Exception):
                     driver.kill(group)
                     driver.remove(group)
                 raise
-            self._zygote_group = group
-            return self._zygote
+            self._zygotes[compiled] = zygote
+            self._zygote_groups[compiled] = group
+            return zygote
+
+    def _stop_zygote(self, compiled: bool) -> None:
+        """Stop one fork-server (its boxes die with it) and remove its group."""
+        zygote = self._zygotes.pop(compiled, None)
+        group = self._zygote_groups.pop(compiled, None)
+        if zygote is not None:
+            zygote.close()
+        if group is not None:
+            with contextlib.suppress(Exception):
+                self.driver.kill(group)
+                self.driver.remove(group)
 
     def _prepare(self, supervisor_fd: int | None) -> WarmBox:
         driver = self.driver
@@ -416,12 +439,8 @@ class UntrustedSandbox:
         """Wait until every destroyed box is reaped and its cgroup removed."""
         self._closed = True
         with self._zygote_lock:
-            zygote, self._zygote = self._zygote, None
-        if zygote is not None:
-            zygote.close()
-            with contextlib.suppress(Exception):
-                self.driver.kill(self._zygote_group)
-                self.driver.remove(self._zygote_group)
+            for compiled in list(self._zygotes):
+                self._stop_zygote(compiled)
         with self._lock:
             reaper = self._reaper
         if reaper is not None and reaper.is_alive():

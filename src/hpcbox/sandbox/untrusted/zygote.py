@@ -1,7 +1,8 @@
-"""The host's side of a sandbox fork-server (``_zygote.py``, which runs in the box).
+"""The host's side of a sandbox fork-server (``_zygote.py``, or the compiled
+supervisor in its fork-server mode, ``supervisor.c``; either runs in a sandbox).
 
-A :class:`Zygote` is started once per sandbox factory, in a sandbox and a cgroup
-of its own; :meth:`Zygote.fork_box` then asks it for a new box and returns the
+A :class:`Zygote` is started once per sandbox factory and kind, in a sandbox and a
+cgroup of its own; :meth:`Zygote.fork_box` then asks it for a new box and returns the
 box's PID 1 (as a host pid, from the kernel's SCM_CREDENTIALS, never from what
 the box says) and the host's ends of the box's pipes. Moving that process into
 the box's cgroup is the caller's job, before the run's request is sent.
@@ -57,7 +58,11 @@ class Zygote:
         env: Mapping[str, str],
         procs_files: Sequence[str],
         spawn: Callable[[Callable[[], subprocess.Popen[bytes]]], subprocess.Popen[bytes]],
+        compiled_fd: int | None = None,
     ) -> None:
+        """``compiled_fd``: the compiled supervisor's descriptor (``compiled.py``),
+        which is then the fork-server (every program exec'd); None: ``_zygote.py``
+        (``python3 -B FILE`` run in-process), with ``env`` as its environment."""
         self.host_uid = host_uid
         bwrap, setpriv = tools
         ctl_host, ctl_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -81,15 +86,17 @@ class Zygote:
                     seccomp_fd=sec,
                     env=dict(env),
                     zygote_source=_SOURCE,
+                    compiled_exec=None if compiled_fd is None else f"/proc/self/fd/{compiled_fd}",
                 )
             )
+            shared = () if compiled_fd is None else (compiled_fd,)
             self._proc = spawn(
                 lambda: subprocess.Popen(
                     argv,
                     stdin=subprocess.DEVNULL,
                     stdout=subprocess.DEVNULL,
                     stderr=err_w,
-                    pass_fds=tuple(child_fds),
+                    pass_fds=(*child_fds, *shared),
                     close_fds=True,
                     start_new_session=True,
                     env={},
