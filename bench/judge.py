@@ -14,7 +14,10 @@
     the same run and at the same concurrency. Each API client does what a Judge0
     client does: ``POST /judge0/submissions`` (wait=false), then polls
     ``GET /judge0/submissions/{token}`` until the status is final. Measured a
-    second time with batch clients, as a course tool sends a deadline's burst:
+    second time with clients that ask for the result in the same request, as
+    Judge0 allows: ``POST /judge0/submissions?wait=true`` (one request per
+    submission, no polls). Measured a third time with batch clients, as a course
+    tool sends a deadline's burst:
     ``POST /judge0/submissions/batch`` of up to 20 submissions, then ``GET
     /judge0/submissions/batch?tokens=...`` until all are final. Reported:
     submissions/s for both sides and the ratio, per client kind. Target: ratio
@@ -27,7 +30,7 @@
 Needs root, bubblewrap, gcc and /usr/bin/python3 on the host, and the judge runtime
 (built on first use; ``hpcbox judge setup``). Usage:
 .venv/bin/python bench/judge.py [--runs 200] [--concurrency 8] [--json]
-[--part warm|throughput|latency] [--clients single|batch|both] [--threads N]
+[--part warm|throughput|latency] [--clients single|wait|batch ...] [--threads N]
 [--language python3|c ...] [--broker redis://HOST:6379/N]  (judge in an ``hpcbox worker``
 process via Celery)
 """
@@ -79,8 +82,9 @@ class Options:
     poll_s: float = 0.1
     #: HPCBOX_JUDGE_THREADS of the server (None: its default).
     threads: int | None = None
-    #: Which Judge0 clients (b) measures: "single", "batch" or both.
-    clients: tuple[str, ...] = ("single", "batch")
+    #: Which Judge0 clients (b) measures: "single" (POST, then polls), "wait"
+    #: (POST with wait=true) and "batch" (batch POST, then batch polls).
+    clients: tuple[str, ...] = ("single", "wait", "batch")
     #: A Celery broker URL: (b) then judges in one ``hpcbox worker`` process
     #: beside ``hpcbox serve`` (None: the serving process judges, in-process).
     broker: str | None = None
@@ -312,6 +316,22 @@ async def _judge0_client(
             raise SystemExit(f"{language} submission ended {full}")
 
 
+async def _judge0_wait_client(
+    client: aiohttp.ClientSession, language: str, todo: list[int], poll_s: float
+) -> None:
+    """A Judge0 client asking for the result in the same request (wait=true)."""
+    body = {
+        "source_code": _SOURCES[language],
+        "language_id": _JUDGE0_IDS[language],
+        "expected_output": "hello",
+    }
+    while todo:
+        todo.pop()
+        status, answer = await _call(client, "POST", "/judge0/submissions?wait=true", json=body)
+        if status != 201 or answer["status"]["id"] != 3:
+            raise SystemExit(f"{language} wait=true answered {status}: {answer}")
+
+
 async def _call(
     client: aiohttp.ClientSession, method: str, url: str, **kwargs: Any
 ) -> tuple[int, Any]:
@@ -371,7 +391,11 @@ def _api_rate(
     database, queue, judging threads), its sandboxes (every process it started
     and reaped: bwrap, supervisors, compilers, programs) and the clients."""
 
-    one_client = _judge0_batch_client if kind == "batch" else _judge0_client
+    one_client = {
+        "single": _judge0_client,
+        "wait": _judge0_wait_client,
+        "batch": _judge0_batch_client,
+    }[kind]
 
     async def main() -> float:
         todo = list(range(runs))
@@ -496,9 +520,10 @@ def main() -> None:
     parser.add_argument("--part", choices=list(PARTS), action="append")
     parser.add_argument(
         "--clients",
-        choices=["single", "batch", "both"],
-        default="both",
-        help="Judge0 clients of (b): one submission per request, batches of 20, or both",
+        choices=["single", "wait", "batch"],
+        action="append",
+        help="Judge0 clients of (b) (repeatable; default: all): one submission per "
+        "request then polls, one per request with wait=true, batches of 20",
     )
     parser.add_argument(
         "--broker",
@@ -512,7 +537,7 @@ def main() -> None:
     )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    clients = ("single", "batch") if args.clients == "both" else (args.clients,)
+    clients = tuple(args.clients or ("single", "wait", "batch"))
     languages = tuple(args.language or ("python3", "c"))
     opts = Options(
         args.runs, args.concurrency, args.poll, args.threads, clients, args.broker, languages
@@ -542,7 +567,11 @@ def main() -> None:
             if result["broker"]:
                 print("    judged by one `hpcbox worker` process through the Celery broker")
             for kind in result["clients"]:
-                label = "one per request" if kind == "single" else f"batches of {BATCH_SIZE}"
+                label = {
+                    "single": "one per request, then polls",
+                    "wait": "one per request with wait=true",
+                    "batch": f"batches of {BATCH_SIZE}",
+                }[kind]
                 print(f"    Judge0 clients sending {label}:")
                 for language in result[kind]:
                     row = result[kind][language]

@@ -13,6 +13,7 @@ expired results and, with a broker, sends again the submissions whose worker die
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -38,6 +39,12 @@ _PURGE_EVERY_S = 60.0
 #: A queued submission whose message may have been lost is sent again after this
 #: many leases (duplicates are harmless: the claim lets only one run).
 _RESEND_AFTER_LEASES = 4
+#: How often a waiter (wait=true) reads the store: from the first delay, doubling up
+#: to the last. With a broker nothing tells this process when a run ends; embedded,
+#: this process's own runs tell their waiters at once, and the reads only catch a
+#: run of another process sharing the database.
+_WAIT_POLL_BROKER_S = (0.002, 0.05)
+_WAIT_POLL_EMBEDDED_S = (0.05, 0.5)
 
 
 class LanguageInfo(Protocol):
@@ -131,6 +138,12 @@ class JudgeQueue:
         # processes (workers, other servers) are kept apart by the claim itself.
         self._claiming = threading.Lock()
         self.busy = 0
+        #: Requests waiting (wait=true) for a submission, by token: the event loop
+        #: each waits on, and the future its finished record is handed to.
+        self._waiters: dict[
+            str, list[tuple[asyncio.AbstractEventLoop, asyncio.Future[SubmissionRecord]]]
+        ] = {}
+        self._waiters_lock = threading.Lock()
 
     @property
     def embedded(self) -> bool:
@@ -270,13 +283,39 @@ class JudgeQueue:
     async def wait_async(self, token: str, *, timeout: float) -> SubmissionRecord:
         """The submission once done, or as it is after ``timeout`` seconds."""
         deadline = self._clock() + timeout
-        delay = 0.002
-        while True:
-            record = await asyncio.to_thread(self.store.get, token)
-            if record.state == DONE or self._clock() >= deadline:
-                return record
-            await asyncio.sleep(min(delay, max(0.0, deadline - self._clock())))
-            delay = min(delay * 2, 0.05)
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[SubmissionRecord] = loop.create_future()
+        waiter = (loop, done)
+        # Listed before the first read: a run that ends after the read tells this
+        # waiter; one that ended before it shows in the read.
+        with self._waiters_lock:
+            self._waiters.setdefault(token, []).append(waiter)
+        delay, longest = _WAIT_POLL_EMBEDDED_S if self.embedded else _WAIT_POLL_BROKER_S
+        try:
+            while True:
+                record = await asyncio.to_thread(self.store.get, token)
+                if record.state == DONE or self._clock() >= deadline:
+                    return record
+                left = max(0.0, deadline - self._clock())
+                try:
+                    return await asyncio.wait_for(asyncio.shield(done), min(delay, left))
+                except TimeoutError:
+                    delay = min(delay * 2, longest)
+        finally:
+            with self._waiters_lock:
+                waiting = self._waiters.get(token, [])
+                if waiter in waiting:
+                    waiting.remove(waiter)
+                if not waiting:
+                    self._waiters.pop(token, None)
+
+    def _tell_waiters(self, record: SubmissionRecord) -> None:
+        """Hand a submission this process finished to the requests waiting for it."""
+        with self._waiters_lock:
+            waiting = self._waiters.pop(record.token, [])
+        for loop, done in waiting:
+            with contextlib.suppress(RuntimeError):  # its loop closed: nobody waits
+                loop.call_soon_threadsafe(_resolve, done, record)
 
     # -- threads ------------------------------------------------------------------
 
@@ -297,7 +336,7 @@ class JudgeQueue:
                 continue
             self.busy += 1
             try:
-                run_claimed(
+                finished = run_claimed(
                     self.store,
                     self.service,
                     record,
@@ -305,6 +344,8 @@ class JudgeQueue:
                     retention_s=self.config.retention_s,
                     callbacks=self._callbacks,
                 )
+                if finished is not None:
+                    self._tell_waiters(finished)
             except Exception:
                 _log.exception("running submission %s failed", record.token)
             finally:
@@ -341,3 +382,9 @@ class JudgeQueue:
                 continue
             _log.info("sending %s again (its worker died or its message was lost)", token)
             self._dispatch(record)
+
+
+def _resolve(done: asyncio.Future[SubmissionRecord], record: SubmissionRecord) -> None:
+    """In the waiter's event loop: hand it ``record`` unless it stopped waiting."""
+    if not done.done():
+        done.set_result(record)

@@ -87,10 +87,12 @@ _DELETE_TESTS = delete(submission_tests).where(submission_tests.c.submission_id 
 _HELD = and_(
     _c.token == bindparam("the_token"), _c.claim == bindparam("held"), _c.state == PROCESSING
 )
-_FINISH_ROW = select(submissions).where(_HELD)
+#: A finish is a compare-and-set on the claim, answering the row as updated; its
+#: expiry is the default one, corrected by a second statement for the rare row
+#: that has a retention of its own.
 _FINISH = (
     update(submissions)
-    .where(_c.id == bindparam("sid"), _c.claim == bindparam("held"))
+    .where(_HELD)
     .values(
         state=DONE,
         verdict=bindparam("new_verdict"),
@@ -99,6 +101,16 @@ _FINISH = (
         finished_at=bindparam("now"),
         expires_at=bindparam("new_expiry"),
     )
+    .returning(*submissions.c)
+)
+_SET_EXPIRY = (
+    update(submissions).where(_c.id == bindparam("sid")).values(expires_at=bindparam("new_expiry"))
+)
+_INSERT_TESTS = insert(submission_tests)
+_HELD_ID = select(_c.id).where(_HELD)
+_DELETE_TEST = delete(submission_tests).where(
+    submission_tests.c.submission_id == bindparam("sid"),
+    submission_tests.c.idx == bindparam("index"),
 )
 _RENEW = update(submissions).where(_HELD).values(lease_until=bindparam("new_lease"))
 _STATES = select(_c.token, _c.state, _c.result).where(
@@ -470,22 +482,13 @@ class SubmissionStore:
     def add_test(self, token: str, claim: str, test: TestResult) -> bool:
         """Record one finished test under ``claim``; False when the claim was lost."""
         with self.engine.begin() as conn:
-            sid = conn.execute(
-                select(submissions.c.id).where(
-                    submissions.c.token == token,
-                    submissions.c.claim == claim,
-                    submissions.c.state == PROCESSING,
-                )
-            ).scalar_one_or_none()
+            sid = conn.execute(_HELD_ID, {"the_token": token, "held": claim}).scalar_one_or_none()
             if sid is None:
                 return False
+            conn.execute(_DELETE_TEST, {"sid": sid, "index": test.index})
             conn.execute(
-                delete(submission_tests).where(
-                    submission_tests.c.submission_id == sid, submission_tests.c.idx == test.index
-                )
+                _INSERT_TESTS, {"submission_id": sid, "idx": test.index, "result": dumps(test)}
             )
-            row = {"submission_id": sid, "idx": test.index, "result": dumps(test)}
-            conn.execute(insert(submission_tests).values(**row))
         return True
 
     def finish(
@@ -504,40 +507,35 @@ class SubmissionStore:
         this claim (a claim starts with no test rows), so there are none to replace.
         """
         now = utcnow()
+        params = {
+            "the_token": token,
+            "held": claim,
+            "new_verdict": result.verdict.value,
+            "new_result": dumps(result),
+            "now": now,
+            "new_expiry": now + timedelta(seconds=default_retain_s),
+        }
         with self.engine.begin() as conn:
-            row = conn.execute(_FINISH_ROW, {"the_token": token, "held": claim}).first()
+            row = conn.execute(_FINISH, params).first()
             if row is None:
                 return None
-            retain = row.retain_s if row.retain_s is not None else default_retain_s
-            params = {
-                "sid": row.id,
-                "held": claim,
-                "new_verdict": result.verdict.value,
-                "new_result": dumps(result),
-                "now": now,
-                "new_expiry": now + timedelta(seconds=retain),
-            }
-            if conn.execute(_FINISH, params).rowcount != 1:
-                return None
+            expires = now + timedelta(seconds=default_retain_s)
+            if row.retain_s is not None:
+                expires = now + timedelta(seconds=row.retain_s)
+                conn.execute(_SET_EXPIRY, {"sid": row.id, "new_expiry": expires})
             # Keep the per-test rows consistent with the final result.
             if tests_streamed:
                 conn.execute(_DELETE_TESTS, {"sid": row.id})
             if result.tests:
                 conn.execute(
-                    insert(submission_tests),
+                    _INSERT_TESTS,
                     [
                         {"submission_id": row.id, "idx": t.index, "result": dumps(t)}
                         for t in result.tests
                     ],
                 )
-        # What was just written, without reading it back.
-        return replace(
-            _record(row),
-            state=DONE,
-            result_stored=result,
-            finished_at=now.replace(tzinfo=UTC),
-            expires_at=(now + timedelta(seconds=retain)).replace(tzinfo=UTC),
-        )
+        # The row as updated, with the result as given rather than parsed again.
+        return replace(_record(row), result_stored=result, expires_at=expires.replace(tzinfo=UTC))
 
     def expired(self) -> list[str]:
         """Tokens of processing submissions whose lease ran out (their worker died)."""
