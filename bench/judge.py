@@ -13,7 +13,11 @@
     sandbox or API (plain subprocesses: ``gcc`` then the binary; ``python3``), in
     the same run and at the same concurrency. Each API client does what a Judge0
     client does: ``POST /judge0/submissions`` (wait=false), then polls
-    ``GET /judge0/submissions/{token}`` until the status is final. Measured a
+    ``GET /judge0/submissions/{token}`` until the status is final, every 0.5 s
+    (clients of Judge0 in the wild poll every 0.8 to 1.5 s), as many of them as
+    it takes to keep the judge busy (64: each has one submission in flight and
+    waits at least one poll for it, so 8 clients polling every 0.1 s could never
+    ask for more than 80 submissions/s). Measured a
     second time with clients that ask for the result in the same request, as
     Judge0 allows: ``POST /judge0/submissions?wait=true`` (one request per
     submission, no polls). Measured a third time with batch clients, as a course
@@ -29,7 +33,8 @@
 
 Needs root, bubblewrap, gcc and /usr/bin/python3 on the host, and the judge runtime
 (built on first use; ``hpcbox judge setup``). Usage:
-.venv/bin/python bench/judge.py [--runs 200] [--concurrency 8] [--json]
+.venv/bin/python bench/judge.py [--runs 200] [--concurrency 8] [--poll-clients 64]
+[--poll 0.5] [--json]
 [--part warm|throughput|latency] [--clients single|wait|batch ...] [--threads N]
 [--language python3|c ...] [--broker redis://HOST:6379/N]  (judge in an ``hpcbox worker``
 process via Celery)
@@ -78,7 +83,7 @@ class Options:
     runs: int = 200
     #: Concurrent clients of the API and concurrent bare compile-and-runs (b).
     concurrency: int = 8
-    #: Seconds between two polls of one submission (b).
+    #: Seconds between two polls of one submission or batch (b).
     poll_s: float = 0.1
     #: HPCBOX_JUDGE_THREADS of the server (None: its default).
     threads: int | None = None
@@ -90,6 +95,9 @@ class Options:
     broker: str | None = None
     #: Which languages (b) measures.
     languages: tuple[str, ...] = ("python3", "c")
+    #: Concurrent polling clients (one submission per request, then polls) and
+    #: bare compile-and-runs beside them (b).
+    poll_clients: int = 64
 
 
 def _rootfs() -> Path:
@@ -443,6 +451,7 @@ def bench_throughput(opts: Options) -> dict[str, Any]:
         "part": "throughput",
         "runs": opts.runs,
         "concurrency": opts.concurrency,
+        "poll_clients": opts.poll_clients,
         "poll_s": opts.poll_s,
         "judge_threads": opts.threads,
         "broker": opts.broker,
@@ -451,19 +460,21 @@ def bench_throughput(opts: Options) -> dict[str, Any]:
     out["clients"] = list(opts.clients)
     with _serving(opts.threads, opts.broker) as server:
         for kind in opts.clients:
+            clients = opts.poll_clients if kind == "single" else opts.concurrency
             for language in opts.languages:
-                warmup = max(4, opts.concurrency)
-                _bare_rate(language, warmup, opts.concurrency)
-                _api_rate(server, language, warmup, opts.concurrency, opts.poll_s, kind)
+                warmup = max(4, clients)
+                _bare_rate(language, warmup, clients)
+                _api_rate(server, language, warmup, clients, opts.poll_s, kind)
                 # Bare, API, API, bare (half the runs each): a drift of the machine's
                 # other load over the run weighs on both sides alike.
                 half = max(1, opts.runs // 2)
-                bare1 = _bare_rate(language, half, opts.concurrency)
-                api1 = _api_rate(server, language, half, opts.concurrency, opts.poll_s, kind)
-                api2 = _api_rate(server, language, half, opts.concurrency, opts.poll_s, kind)
-                bare2 = _bare_rate(language, half, opts.concurrency)
+                bare1 = _bare_rate(language, half, clients)
+                api1 = _api_rate(server, language, half, clients, opts.poll_s, kind)
+                api2 = _api_rate(server, language, half, clients, opts.poll_s, kind)
+                bare2 = _bare_rate(language, half, clients)
                 bare, api = _halves(bare1, bare2), _halves(api1, api2)
                 out.setdefault(kind, {})[language] = {
+                    "concurrency": clients,
                     "bare": bare,
                     "api": api,
                     "ratio": api["per_s"] / bare["per_s"],
@@ -514,7 +525,12 @@ PARTS: dict[str, Callable[[Options], dict[str, Any]]] = {
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=200)
-    parser.add_argument("--concurrency", type=int, default=8, help="clients, for (b)")
+    parser.add_argument(
+        "--concurrency", type=int, default=8, help="wait=true and batch clients, for (b)"
+    )
+    parser.add_argument(
+        "--poll-clients", type=int, default=64, help="polling single clients, for (b)"
+    )
     parser.add_argument("--poll", type=float, default=0.1, help="poll interval (s), for (b)")
     parser.add_argument("--threads", type=int, help="the server's HPCBOX_JUDGE_THREADS")
     parser.add_argument("--part", choices=list(PARTS), action="append")
@@ -540,7 +556,14 @@ def main() -> None:
     clients = tuple(args.clients or ("single", "wait", "batch"))
     languages = tuple(args.language or ("python3", "c"))
     opts = Options(
-        args.runs, args.concurrency, args.poll, args.threads, clients, args.broker, languages
+        args.runs,
+        args.concurrency,
+        args.poll,
+        args.threads,
+        clients,
+        args.broker,
+        languages,
+        args.poll_clients,
     )
     for part in args.part or list(PARTS):
         result = PARTS[part](opts)
@@ -560,9 +583,9 @@ def main() -> None:
             threads = result["judge_threads"] or "default"
             print(
                 f"(b) end-to-end throughput, {result['runs']} submissions per language and "
-                f"side (bare, API, API, bare: half each), concurrency "
-                f"{result['concurrency']} on both sides (API clients poll every "
-                f"{result['poll_s'] * 1e3:.0f} ms; judge threads: {threads})"
+                f"side (bare, API, API, bare: half each), the same concurrency on both "
+                f"sides (API clients poll every {result['poll_s'] * 1e3:.0f} ms; judge "
+                f"threads: {threads})"
             )
             if result["broker"]:
                 print("    judged by one `hpcbox worker` process through the Celery broker")
@@ -572,7 +595,8 @@ def main() -> None:
                     "wait": "one per request with wait=true",
                     "batch": f"batches of {BATCH_SIZE}",
                 }[kind]
-                print(f"    Judge0 clients sending {label}:")
+                concurrency = result["poll_clients" if kind == "single" else "concurrency"]
+                print(f"    {concurrency} Judge0 clients sending {label}:")
                 for language in result[kind]:
                     row = result[kind][language]
                     bare, api = row["bare"], row["api"]

@@ -6,6 +6,8 @@ CPU less per box, measured: ``python3 -I -S -c pass`` alone costs that). The
 binary is built once per sandbox factory by the rootfs's own gcc inside an
 ordinary (Python-supervised) box, kept in a sealed memfd, and executed in each
 new box as ``/proc/self/fd/N``; a rootfs without gcc keeps the Python supervisor.
+The same binary, run as ``supervisor zygote ...``, is the fork-server of every box
+whose program is exec'd (see ``supervisor.c`` and ``box.py``).
 """
 
 from __future__ import annotations
