@@ -52,9 +52,7 @@ def sandbox(judge_rootfs: Path, request: pytest.FixtureRequest) -> Iterator[Untr
     runs), forked from the compiled one (every other program), and one bwrap per
     box (the fallback); every sandbox test runs against each."""
     fork_server, compiled = _BOX_KINDS[request.param]
-    factory = UntrustedSandbox(
-        judge_rootfs, fork_server=fork_server, compiled_fork_server=compiled
-    )
+    factory = UntrustedSandbox(judge_rootfs, fork_server=fork_server, compiled_fork_server=compiled)
     factory.check()
     yield factory
     factory.close()
