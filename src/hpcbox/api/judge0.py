@@ -9,10 +9,12 @@ With a token configured, ``X-Auth-Token: <token>`` (Judge0's header) or
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import json
 import os
 import platform
+import uuid
 from collections import Counter
 from typing import Any
 
@@ -76,7 +78,9 @@ def _flag(request: Request, name: str, default: bool = False) -> bool:
 
 
 def _x_auth(token: str | None) -> Any:
-    def dependency(request: Request) -> None:
+    # async: FastAPI runs a plain def dependency in its thread pool, a thread
+    # hand-off per request for a check that never blocks.
+    async def dependency(request: Request) -> None:
         if not token:
             return
         given = request.headers.get("x-auth-token", "")
@@ -114,7 +118,7 @@ def judge0_router(
         except ValueError:
             raise Judge0ValidationError({"submission": ["is not valid JSON"]}) from None
 
-    def create(body: Any, encoded: bool) -> SubmissionRecord:
+    def create(body: Any, encoded: bool, token: str | None = None) -> SubmissionRecord:
         languages = {i: lang.key for i, lang in queue.judge0_languages().items()}
         parsed = parse_request(body, encoded=encoded, languages=languages, config=conf)
         record, _ = queue.submit(
@@ -122,6 +126,7 @@ def judge0_router(
             api="judge0",
             echo=parsed.echo,
             callback_url=parsed.callback_url,
+            token=token,
         )
         return record
 
@@ -130,18 +135,22 @@ def judge0_router(
         """Create a submission; ``wait=true`` answers with it once it has run."""
         encoded = _flag(request, "base64_encoded")
         wait = _flag(request, "wait") and conf.enable_wait_result
-        try:
-            fields = fields_of(request)
-            record = create(await body_of(request), encoded)
-        except Judge0ValidationError as exc:
-            return JSONResponse(exc.errors, status_code=422)
-        except InvalidInputError as exc:
-            return _error(400, exc.detail)
-        except TransientError as exc:
-            return _error(503, exc.message, {"Retry-After": str(int(exc.retry_after))})
-        if not wait:
-            return JSONResponse({"token": record.token}, status_code=201)
-        record = await queue.wait_async(record.token, timeout=_MAX_WAIT_S)
+        # Waiting, the waiter is listed before the submission exists: its run, however
+        # quick, hands it over (no read of the store to find out).
+        token = str(uuid.uuid4()) if wait else None
+        with queue.waiter(token) if token else contextlib.nullcontext() as waiter:
+            try:
+                fields = fields_of(request)
+                record = create(await body_of(request), encoded, token)
+            except Judge0ValidationError as exc:
+                return JSONResponse(exc.errors, status_code=422)
+            except InvalidInputError as exc:
+                return _error(400, exc.detail)
+            except TransientError as exc:
+                return _error(503, exc.message, {"Retry-After": str(int(exc.retry_after))})
+            if waiter is None:
+                return JSONResponse({"token": record.token}, status_code=201)
+            record = await waiter.wait(_MAX_WAIT_S, read_first=False)
         try:
             return JSONResponse(render(record, fields, encoded), status_code=201)
         except UnicodeDecodeError:

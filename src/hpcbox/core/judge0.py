@@ -55,6 +55,7 @@ __all__ = [
     "parse_request",
     "render_submission",
     "status_for",
+    "status_of_verdict",
 ]
 
 #: The Judge0 CE API version these routes are compatible with (SDKs key language ids on it).
@@ -527,20 +528,31 @@ def _deciding_test(result: JudgeResult) -> TestResult | None:
     return result.tests[0] if result.tests else None
 
 
+#: Judge0 status ids of the verdicts whose status does not depend on how a test ended.
+_SIMPLE_STATUSES: dict[str, int] = {
+    Verdict.ACCEPTED: 3,
+    Verdict.WRONG_ANSWER: 4,
+    Verdict.TIME_LIMIT_EXCEEDED: 5,
+    Verdict.COMPILATION_ERROR: 6,
+    Verdict.INTERNAL_ERROR: 13,
+    Verdict.OUTPUT_LIMIT_EXCEEDED: 8,
+}
+
+
 def status_for(result: JudgeResult) -> int:
     """The Judge0 status id of a finished judgement (see the module docstring)."""
-    simple = {
-        Verdict.ACCEPTED: 3,
-        Verdict.WRONG_ANSWER: 4,
-        Verdict.TIME_LIMIT_EXCEEDED: 5,
-        Verdict.COMPILATION_ERROR: 6,
-        Verdict.INTERNAL_ERROR: 13,
-        Verdict.OUTPUT_LIMIT_EXCEEDED: 8,
-    }
-    if result.verdict in simple:
-        return simple[result.verdict]
+    simple = _SIMPLE_STATUSES.get(result.verdict)
+    if simple is not None:
+        return simple
     test = _deciding_test(result)
     return 12 if test is None else _runtime_error_status(test)
+
+
+def status_of_verdict(verdict: str | None) -> int | None:
+    """The Judge0 status id of a finished judgement with ``verdict``, where the
+    verdict alone decides it; None where it takes the result (runtime errors and
+    memory limits: the status names the signal or exit)."""
+    return None if verdict is None else _SIMPLE_STATUSES.get(verdict)
 
 
 def _message(result: JudgeResult, test: TestResult | None) -> bytes | None:
@@ -587,6 +599,9 @@ class StoredView:
     created_at: str | None
     finished_at: str | None
     language_name: str | None = None
+    #: The status id of a finished submission shown without its outcome (no field
+    #: of :data:`OUTCOME_FIELDS`), when known without ``result`` (None: from it).
+    status: int | None = None
 
 
 #: Fields that depend on the outcome of a finished judgement.
@@ -635,7 +650,10 @@ def render_submission(view: StoredView, *, fields: Sequence[str], encoded: bool)
     full["finished_at"] = view.finished_at
     result = view.result if view.state == "done" else None
     if result is None:
-        status = PROCESSING if view.state == "processing" else IN_QUEUE
+        if view.state == "done" and view.status is not None:
+            status = view.status
+        else:
+            status = PROCESSING if view.state == "processing" else IN_QUEUE
         texts.update(stdout=None, stderr=None, compile_output=None, message=None)
         full.update(exit_code=None, exit_signal=None, time=None, wall_time=None, memory=None)
     else:

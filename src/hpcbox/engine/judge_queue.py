@@ -17,7 +17,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 from sqlalchemy import Engine
@@ -31,7 +31,14 @@ from hpcbox.engine.judge_queue_config import QueueConfig
 from hpcbox.engine.judge_runner import run_claimed
 from hpcbox.store.submissions import DONE, SubmissionRecord, SubmissionStore
 
-__all__ = ["JudgeBackend", "JudgeQueue", "LanguageInfo", "load_judge_service", "open_judge_queue"]
+__all__ = [
+    "JudgeBackend",
+    "JudgeQueue",
+    "LanguageInfo",
+    "Waiter",
+    "load_judge_service",
+    "open_judge_queue",
+]
 
 _log = logging.getLogger(__name__)
 _LANGUAGES_TTL_S = 60.0
@@ -201,9 +208,11 @@ class JudgeQueue:
         request_hash: str | None = None,
         retain_s: int | None = None,
         count: int = 1,
+        token: str | None = None,
     ) -> tuple[SubmissionRecord, bool]:
         """Queue a submission; returns it and whether it is new (False: an earlier
-        one with the same idempotency key).
+        one with the same idempotency key). ``token``: its token, made by the caller
+        (a fresh UUID4; see :meth:`waiter`), else one is made.
 
         Raises :class:`InvalidInputError` for an unknown language and
         :class:`TransientError` (503) when ``count`` more would overfill the queue
@@ -225,6 +234,7 @@ class JudgeQueue:
             idempotency_key=idempotency_key,
             request_hash=request_hash,
             retain_s=retain_s,
+            token=token,
         )
         if created:
             self._dispatch(record)
@@ -282,30 +292,25 @@ class JudgeQueue:
 
     async def wait_async(self, token: str, *, timeout: float) -> SubmissionRecord:
         """The submission once done, or as it is after ``timeout`` seconds."""
-        deadline = self._clock() + timeout
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[SubmissionRecord] = loop.create_future()
-        waiter = (loop, done)
-        # Listed before the first read: a run that ends after the read tells this
-        # waiter; one that ended before it shows in the read.
+        with self.waiter(token) as waiter:
+            return await waiter.wait(timeout)
+
+    @contextlib.contextmanager
+    def waiter(self, token: str) -> Iterator[Waiter]:
+        """A waiter for ``token``, listed from now until the ``with`` block ends:
+        a run of this process that finishes ``token`` meanwhile hands it the record.
+        Listed before the submission is even stored (a token made by the caller,
+        see :meth:`submit`), it need not read the store to catch an early end."""
+        waiter = Waiter(self, token)
         with self._waiters_lock:
-            self._waiters.setdefault(token, []).append(waiter)
-        delay, longest = _WAIT_POLL_EMBEDDED_S if self.embedded else _WAIT_POLL_BROKER_S
+            self._waiters.setdefault(token, []).append(waiter.listed)
         try:
-            while True:
-                record = await asyncio.to_thread(self.store.get, token)
-                if record.state == DONE or self._clock() >= deadline:
-                    return record
-                left = max(0.0, deadline - self._clock())
-                try:
-                    return await asyncio.wait_for(asyncio.shield(done), min(delay, left))
-                except TimeoutError:
-                    delay = min(delay * 2, longest)
+            yield waiter
         finally:
             with self._waiters_lock:
                 waiting = self._waiters.get(token, [])
-                if waiter in waiting:
-                    waiting.remove(waiter)
+                if waiter.listed in waiting:
+                    waiting.remove(waiter.listed)
                 if not waiting:
                     self._waiters.pop(token, None)
 
@@ -388,3 +393,35 @@ def _resolve(done: asyncio.Future[SubmissionRecord], record: SubmissionRecord) -
     """In the waiter's event loop: hand it ``record`` unless it stopped waiting."""
     if not done.done():
         done.set_result(record)
+
+
+class Waiter:
+    """Waits for one submission (see :meth:`JudgeQueue.waiter`)."""
+
+    def __init__(self, queue: JudgeQueue, token: str) -> None:
+        self._queue = queue
+        self.token = token
+        loop = asyncio.get_running_loop()
+        self._done: asyncio.Future[SubmissionRecord] = loop.create_future()
+        #: What the queue lists: the loop to hand the record over in, and the future.
+        self.listed = (loop, self._done)
+
+    async def wait(self, timeout: float, *, read_first: bool = True) -> SubmissionRecord:
+        """The submission once done, or as it is after ``timeout`` seconds.
+        ``read_first=False``: the waiter was listed before the submission was
+        stored, so a first read could not find it done."""
+        queue = self._queue
+        deadline = queue._clock() + timeout
+        delay, longest = _WAIT_POLL_EMBEDDED_S if queue.embedded else _WAIT_POLL_BROKER_S
+        read = read_first
+        while True:
+            if read:
+                record = await asyncio.to_thread(queue.store.get, self.token)
+                if record.state == DONE or queue._clock() >= deadline:
+                    return record
+            read = True
+            left = max(0.0, deadline - queue._clock())
+            try:
+                return await asyncio.wait_for(asyncio.shield(self._done), min(delay, left))
+            except TimeoutError:
+                delay = min(delay * 2, longest)

@@ -12,7 +12,13 @@ from typing import Any
 
 from hpcbox.core.job import iso
 from hpcbox.core.judge import TestResult
-from hpcbox.core.judge0 import ALL_FIELDS, OUTCOME_FIELDS, StoredView, render_submission
+from hpcbox.core.judge0 import (
+    ALL_FIELDS,
+    OUTCOME_FIELDS,
+    StoredView,
+    render_submission,
+    status_of_verdict,
+)
 from hpcbox.store.submissions import SubmissionRecord, SubmissionState
 
 __all__ = ["STATE_FIELDS", "judge0_json", "judge0_state_json", "native_json", "result_json"]
@@ -102,13 +108,19 @@ def judge0_state_json(
     state: SubmissionState, *, fields: Sequence[str], encoded: bool = True
 ) -> dict[str, Any]:
     """What :func:`judge0_json` shows for ``fields`` within :data:`STATE_FIELDS`,
-    from the submission's state and result alone."""
+    from the submission's state and result alone (its verdict alone, where that
+    decides its status and no field of the outcome is asked for: a finished
+    submission in a polled batch is shown again at every poll)."""
+    status = None
+    if state.state == "done" and not set(fields) & OUTCOME_FIELDS:
+        status = status_of_verdict(state.verdict)
     view = StoredView(
         token=state.token,
         state=state.state,
         echo={},
-        result=state.result if state.state == "done" else None,
+        result=state.result if state.state == "done" and status is None else None,
         created_at=None,
         finished_at=None,
+        status=status,
     )
     return render_submission(view, fields=fields, encoded=encoded)

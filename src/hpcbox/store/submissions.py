@@ -113,7 +113,7 @@ _DELETE_TEST = delete(submission_tests).where(
     submission_tests.c.idx == bindparam("index"),
 )
 _RENEW = update(submissions).where(_HELD).values(lease_until=bindparam("new_lease"))
-_STATES = select(_c.token, _c.state, _c.result).where(
+_STATES = select(_c.token, _c.state, _c.result, _c.verdict).where(
     _c.token.in_(bindparam("tokens", expanding=True))
 )
 _COUNT_QUEUED = select(func.count()).where(_c.state == QUEUED)
@@ -176,6 +176,8 @@ class SubmissionState:
     state: str
     #: The result as stored (JSON), or None while there is none.
     result_stored: str | None = None
+    #: The result's verdict (None while there is none), without parsing the result.
+    verdict: str | None = None
 
     @cached_property
     def result(self) -> JudgeResult | None:
@@ -253,14 +255,16 @@ class SubmissionStore:
         idempotency_key: str | None = None,
         request_hash: str | None = None,
         retain_s: int | None = None,
+        token: str | None = None,
     ) -> tuple[SubmissionRecord, bool]:
-        """Store a queued submission; return it and whether it is new.
+        """Store a queued submission under ``token`` (a fresh UUID4 if None);
+        return it and whether it is new.
 
         With an ``idempotency_key`` already used, returns the first submission made
         with it (``False``), or raises :class:`ConflictError` when ``request_hash``
         differs from the first request's.
         """
-        token = str(uuid.uuid4())
+        token = token or str(uuid.uuid4())
         created_at = utcnow()
         try:
             with self.engine.begin() as conn:
@@ -358,7 +362,7 @@ class SubmissionStore:
             return {}
         with self.engine.connect() as conn:
             return {
-                row.token: SubmissionState(row.token, row.state, row.result)
+                row.token: SubmissionState(row.token, row.state, row.result, row.verdict)
                 for row in conn.execute(_STATES, {"tokens": list(tokens)})
             }
 

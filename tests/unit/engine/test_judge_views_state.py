@@ -11,7 +11,7 @@ from hpcbox.core.judge import JudgeResult, Submission, TestCase, TestResult, Ver
 from hpcbox.core.settings import Settings
 from hpcbox.engine.judge_views import STATE_FIELDS, judge0_json, judge0_state_json
 from hpcbox.store import open_engine
-from hpcbox.store.submissions import SubmissionStore
+from hpcbox.store.submissions import SubmissionState, SubmissionStore
 
 SUB = Submission(language="python3", source=b"print(1)\n", tests=(TestCase(),))
 RESULTS = {
@@ -53,3 +53,18 @@ def test_state_json_is_the_records_json(store: SubmissionStore, fields: tuple[st
         assert judge0_state_json(states[token], fields=fields) == judge0_json(
             records[token], fields=fields
         )
+
+
+def test_a_status_poll_reads_the_verdict_where_it_decides_the_status() -> None:
+    """A finished submission in a polled batch is shown at every poll: where its
+    verdict alone decides its status, its stored result is not parsed at all."""
+    unparsable = SubmissionState("t", "done", result_stored="{not json", verdict="accepted")
+    shown = judge0_state_json(unparsable, fields=("token", "status"))
+    assert shown == {"token": "t", "status": {"id": 3, "description": "Accepted"}}
+    # A runtime error's status names its signal: that takes the result.
+    crashed = SubmissionState("t", "done", result_stored="{not json", verdict="runtime_error")
+    with pytest.raises(ValueError):
+        judge0_state_json(crashed, fields=("status",))
+    # So does any field of the outcome.
+    with pytest.raises(ValueError):
+        judge0_state_json(unparsable, fields=("status", "stdout"))

@@ -111,3 +111,25 @@ def test_a_run_that_ended_before_the_wait_shows_in_the_first_read(tmp_path: Path
         assert seen.state == DONE
     finally:
         queue.close()
+
+
+def test_a_waiter_listed_before_its_submission_reads_nothing(tmp_path: Path) -> None:
+    """wait=true on /judge0: the waiter is listed under a token made before the
+    submission is stored, so even a run that ends at once is handed over."""
+    judge = _SlowJudge(seconds=0)
+    queue, store = _queue(tmp_path, judge, threads=1)
+    try:
+
+        async def submit_and_wait() -> SubmissionRecord:
+            with queue.waiter("5f0c4b1e-8f6a-4e59-9d43-0c2a4f1b7e21") as waiter:
+                queue.submit(_SUB, api="judge0", token=waiter.token)
+                return await waiter.wait(30, read_first=False)
+
+        done = asyncio.run(submit_and_wait())
+        assert done.state == DONE and done.token == "5f0c4b1e-8f6a-4e59-9d43-0c2a4f1b7e21"
+        # Handed over, not found by reading (one read at most, should the run take
+        # longer than the first 0.05 s between reads on a loaded machine).
+        assert store.gets <= 1
+        assert not queue._waiters
+    finally:
+        queue.close()
