@@ -145,3 +145,16 @@ def test_a_dead_fork_server_is_started_again(forked: UntrustedSandbox) -> None:
     zygote._proc.wait(timeout=10)
     assert _python(forked, "print(2)\n").stdout == b"2\n"
     assert forked._zygotes[False] is not zygote
+
+
+def test_a_dead_compiled_fork_server_is_started_again(forked: UntrustedSandbox) -> None:
+    def echo(word: str) -> bytes:
+        with forked.prepare(forked=False) as box:  # a program that is exec'd
+            return box.run(RunSpec(argv=("echo", word), env=_ENV)).stdout
+
+    assert echo("one") == b"one\n"
+    zygote = forked._zygotes[True]
+    os.kill(zygote._proc.pid, signal.SIGKILL)
+    zygote._proc.wait(timeout=10)
+    assert echo("two") == b"two\n"
+    assert forked._zygotes[True] is not zygote
