@@ -13,11 +13,12 @@
     sandbox or API (plain subprocesses: ``gcc`` then the binary; ``python3``), in
     the same run and at the same concurrency. Each API client does what a Judge0
     client does: ``POST /judge0/submissions`` (wait=false), then polls
-    ``GET /judge0/submissions/{token}`` until the status is final, every 0.5 s
-    (clients of Judge0 in the wild poll every 0.8 to 1.5 s), as many of them as
-    it takes to keep the judge busy (64: each has one submission in flight and
-    waits at least one poll for it, so 8 clients polling every 0.1 s could never
-    ask for more than 80 submissions/s). Measured a
+    ``GET /judge0/submissions/{token}`` until the status is final, every 0.1 s
+    (clients of Judge0 in the wild poll every 0.8 to 1.5 s; more often costs the
+    server more polls), 16 of them: each has one submission in flight and waits
+    at least one poll for it, so 8 clients could never ask for more than 80
+    submissions/s, while every client more lengthens the queue, and so the polls
+    per submission. Measured a
     second time with clients that ask for the result in the same request, as
     Judge0 allows: ``POST /judge0/submissions?wait=true`` (one request per
     submission, no polls). Measured a third time with batch clients, as a course
@@ -33,7 +34,7 @@
 
 Needs root, bubblewrap, gcc and /usr/bin/python3 on the host, and the judge runtime
 (built on first use; ``hpcbox judge setup``). Usage:
-.venv/bin/python bench/judge.py [--runs 200] [--concurrency 8] [--poll-clients 64]
+.venv/bin/python bench/judge.py [--runs 200] [--concurrency 8] [--poll-clients 16]
 [--poll 0.5] [--json]
 [--part warm|throughput|latency] [--clients single|wait|batch ...] [--threads N]
 [--language python3|c ...] [--broker redis://HOST:6379/N]  (judge in an ``hpcbox worker``
@@ -97,7 +98,7 @@ class Options:
     languages: tuple[str, ...] = ("python3", "c")
     #: Concurrent polling clients (one submission per request, then polls) and
     #: bare compile-and-runs beside them (b).
-    poll_clients: int = 64
+    poll_clients: int = 16
 
 
 def _rootfs() -> Path:
@@ -529,7 +530,7 @@ def main() -> None:
         "--concurrency", type=int, default=8, help="wait=true and batch clients, for (b)"
     )
     parser.add_argument(
-        "--poll-clients", type=int, default=64, help="polling single clients, for (b)"
+        "--poll-clients", type=int, default=16, help="polling single clients, for (b)"
     )
     parser.add_argument("--poll", type=float, default=0.1, help="poll interval (s), for (b)")
     parser.add_argument("--threads", type=int, help="the server's HPCBOX_JUDGE_THREADS")
