@@ -51,7 +51,7 @@ _RESEND_AFTER_LEASES = 4
 #: this process's own runs tell their waiters at once, and the reads only catch a
 #: run of another process sharing the database.
 _WAIT_POLL_BROKER_S = (0.002, 0.05)
-_WAIT_POLL_EMBEDDED_S = (0.05, 0.5)
+_WAIT_POLL_EMBEDDED_S = (0.25, 1.0)
 
 
 class LanguageInfo(Protocol):

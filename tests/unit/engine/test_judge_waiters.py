@@ -75,8 +75,8 @@ def test_a_waiter_is_handed_the_record_when_its_run_ends(tmp_path: Path) -> None
         done, after = asyncio.run(wait())
         assert done.state == DONE and done.result is not None
         assert done.result.verdict == Verdict.ACCEPTED
-        # Handed over at once (the store's first re-read would have come 0.05 s
-        # after the first read, the next ones 0.1, 0.2, 0.4 s apart).
+        # Handed over at once (the store's first re-read would have come 0.25 s
+        # after the first read, the next ones 0.5 and 1 s apart).
         assert after < 0.2
         assert store.gets <= 4
         assert not queue._waiters  # nothing left listed
@@ -128,7 +128,7 @@ def test_a_waiter_listed_before_its_submission_reads_nothing(tmp_path: Path) -> 
         done = asyncio.run(submit_and_wait())
         assert done.state == DONE and done.token == "5f0c4b1e-8f6a-4e59-9d43-0c2a4f1b7e21"
         # Handed over, not found by reading (one read at most, should the run take
-        # longer than the first 0.05 s between reads on a loaded machine).
+        # longer than the first 0.25 s between reads on a loaded machine).
         assert store.gets <= 1
         assert not queue._waiters
     finally:
