@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import errno
+import os
+import shutil
 import signal
 from collections.abc import Callable
 from pathlib import Path
@@ -12,7 +14,7 @@ import pytest
 from hpcbox.core.errors import ConflictError, InvalidInputError, NotFoundError, UnavailableError
 from hpcbox.sandbox import CgroupV1Driver, Limits
 
-from .conftest import GROUP, FakeKiller
+from .conftest import GROUP, V1_FILES, FakeKiller
 
 
 def _read(hierarchies: dict[str, str], controller: str, name: str) -> str:
@@ -218,3 +220,29 @@ def test_unsafe_group_paths_are_refused(v1_tree: Callable[..., dict[str, str]]) 
     for bad in ("../escape", "hpcbox/..", "/abs", "a//b", "a/b c"):
         with pytest.raises(InvalidInputError):
             driver.procs_files(bad)
+
+
+def test_a_parent_removed_since_is_made_again(
+    v1_tree: Callable[..., dict[str, str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The parent is looked at once, not before every group; when someone removed
+    it meanwhile, the group's mkdir fails and the parent is made again."""
+    h = v1_tree()
+    real_mkdir = os.mkdir
+
+    def kernel_mkdir(path: str, mode: int = 0o777) -> None:
+        # As cgroupfs does: a new group comes with its controller's files.
+        real_mkdir(path, mode)
+        for controller, mount in h.items():
+            if str(path).startswith(mount + "/"):
+                (Path(path) / "cgroup.procs").write_text("")
+                for name, content in V1_FILES[controller].items():
+                    (Path(path) / name).write_text(content)
+
+    monkeypatch.setattr(os, "mkdir", kernel_mkdir)
+    driver = CgroupV1Driver(h)
+    driver.create(GROUP, Limits(pids=8))
+    for mount in set(h.values()):
+        shutil.rmtree(Path(mount) / GROUP.split("/")[0])
+    driver.create("hpcbox/run2", Limits(pids=9))
+    assert (Path(h["pids"]) / "hpcbox/run2/pids.max").read_text().strip() == "9"

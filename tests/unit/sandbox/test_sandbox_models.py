@@ -26,7 +26,11 @@ def test_unsafe_ids(bad: object) -> None:
 
 def test_group_paths() -> None:
     assert validate_group_path("hpcbox/r1") == "hpcbox/r1"
-    for bad in ("", "/hpcbox", "hpcbox/", "a/../b", "a//b"):
+    assert validate_group_path("a.b/..c/.d") == "a.b/..c/.d"
+    assert validate_group_path("x" * 128 + "/y") == "x" * 128 + "/y"
+    bad_paths = ("", "/hpcbox", "hpcbox/", "a/../b", "a//b", "a/./b", "..", "a/..", ".")
+    hostile = ("a\nb", "a/b\n", "x" * 129, "a/é", "a b", "a;b", "$(id)", 7, None)
+    for bad in (*bad_paths, *hostile):
         with pytest.raises(InvalidInputError):
             validate_group_path(bad)
 

@@ -54,6 +54,7 @@ class CgroupV1Driver(CgroupDriver):
         self._kill = kill
         self._sleep = sleep
         self._parents_ready: set[str] = set()
+        self._has_memsw: bool | None = None
 
     @property
     def hierarchies(self) -> dict[str, str]:
@@ -94,8 +95,20 @@ class CgroupV1Driver(CgroupDriver):
 
     def create(self, group: str, limits: Limits) -> None:
         parent = os.path.dirname(validate_group_path(group))
-        if parent:
+        # The parent is checked once, not before every group (four stat calls a
+        # sandbox); were it removed since, the mkdir says so and it is made again.
+        if parent and parent not in self._parents_ready:
             self._ensure_parent(parent)
+        try:
+            self._create(group, limits)
+        except PermanentError as exc:
+            if not parent or not isinstance(exc.__cause__, FileNotFoundError):
+                raise
+            self._parents_ready.discard(parent)
+            self._ensure_parent(parent)
+            self._create(group, limits)
+
+    def _create(self, group: str, limits: Limits) -> None:
         created: list[str] = []
         try:
             for path in self._dirs(group):
@@ -109,7 +122,10 @@ class CgroupV1Driver(CgroupDriver):
     def _apply(self, group: str, limits: Limits) -> None:
         mem = self._dir("memory", group)
         memsw = os.path.join(mem, "memory.memsw.limit_in_bytes")
-        has_memsw = os.path.exists(memsw)
+        # Whether swap is accounted is the kernel's (boot) setting: looked up once.
+        if self._has_memsw is None:
+            self._has_memsw = os.path.exists(memsw)
+        has_memsw = self._has_memsw
         # memsw must stay >= the memory limit at every step: lift it first,
         # then set memory, then lower memsw to the same value (no swap).
         if has_memsw:
