@@ -49,6 +49,7 @@ import concurrent.futures
 import contextlib
 import json
 import os
+import random
 import resource
 import signal
 import socket
@@ -316,7 +317,7 @@ async def _judge0_client(
             raise SystemExit(f"POST answered {status}: {answer}")
         token = answer["token"]
         while True:
-            await asyncio.sleep(poll_s)
+            await asyncio.sleep(_jittered(poll_s))
             _, got = await _call(client, "GET", f"/judge0/submissions/{token}?fields=status")
             if got["status"]["id"] > 2:  # neither "In Queue" nor "Processing"
                 break
@@ -339,6 +340,13 @@ async def _judge0_wait_client(
         status, answer = await _call(client, "POST", "/judge0/submissions?wait=true", json=body)
         if status != 201 or answer["status"]["id"] != 3:
             raise SystemExit(f"{language} wait=true answered {status}: {answer}")
+
+
+def _jittered(poll_s: float) -> float:
+    """A poll interval of ``poll_s`` on average, as independent clients have: in
+    step (all waiting exactly ``poll_s``), clients started together submit in
+    bursts, and the judge idles between the bursts."""
+    return random.uniform(0.5, 1.5) * poll_s
 
 
 async def _call(
@@ -373,7 +381,7 @@ async def _judge0_batch_client(
             raise SystemExit(f"batch POST answered {status}: {answer}")
         pending = [item["token"] for item in answer]
         while pending:
-            await asyncio.sleep(poll_s)
+            await asyncio.sleep(_jittered(poll_s))
             _, got = await _call(
                 client,
                 "GET",
