@@ -113,9 +113,10 @@ _DELETE_TEST = delete(submission_tests).where(
     submission_tests.c.idx == bindparam("index"),
 )
 _RENEW = update(submissions).where(_HELD).values(lease_until=bindparam("new_lease"))
-_STATES = select(_c.token, _c.state, _c.result, _c.verdict).where(
-    _c.token.in_(bindparam("tokens", expanding=True))
-)
+_STATE_COLUMNS = (_c.token, _c.state, _c.result, _c.verdict)
+_STATES = select(*_STATE_COLUMNS).where(_c.token.in_(bindparam("tokens", expanding=True)))
+#: One token's: an expanding IN costs SQLAlchemy a compile step on every execution.
+_STATE = select(*_STATE_COLUMNS).where(_c.token == bindparam("the_token"))
 _COUNT_QUEUED = select(func.count()).where(_c.state == QUEUED)
 _BY_TOKEN = select(submissions).where(_c.token == bindparam("the_token"))
 
@@ -360,10 +361,15 @@ class SubmissionStore:
         """The state (and result) of the submissions among ``tokens`` that exist."""
         if not tokens:
             return {}
+        params: dict[str, Any]
+        if len(tokens) == 1:  # a single poll
+            statement, params = _STATE, {"the_token": tokens[0]}
+        else:
+            statement, params = _STATES, {"tokens": list(tokens)}
         with self.engine.connect() as conn:
             return {
                 row.token: SubmissionState(row.token, row.state, row.result, row.verdict)
-                for row in conn.execute(_STATES, {"tokens": list(tokens)})
+                for row in conn.execute(statement, params)
             }
 
     def page(
