@@ -28,6 +28,8 @@ __all__ = ["V1_CONTROLLERS", "CgroupV1Driver"]
 #: The controllers a run needs, each of which names a hierarchy.
 V1_CONTROLLERS = ("memory", "cpu", "cpuacct", "pids", "freezer")
 
+#: Groups whose directories are kept joined (see ``_dir``).
+_DIR_CACHE_SIZE = 1024
 # How long freezer.state may stay FREEZING before we signal anyway.
 _FREEZE_TIMEOUT_S = 1.0
 
@@ -55,6 +57,7 @@ class CgroupV1Driver(CgroupDriver):
         self._sleep = sleep
         self._parents_ready: set[str] = set()
         self._has_memsw: bool | None = None
+        self._group_dirs: dict[str, dict[str, str]] = {}
 
     @property
     def hierarchies(self) -> dict[str, str]:
@@ -62,7 +65,16 @@ class CgroupV1Driver(CgroupDriver):
         return dict(self._mounts)
 
     def _dir(self, controller: str, group: str) -> str:
-        return os.path.join(self._mounts[controller], validate_group_path(group))
+        # A sandbox's group is looked up a few dozen times in its short life:
+        # validated and joined once (the cache is emptied by remove, and bounded).
+        dirs = self._group_dirs.get(group)
+        if dirs is None:
+            valid = validate_group_path(group)
+            if len(self._group_dirs) >= _DIR_CACHE_SIZE:
+                self._group_dirs.clear()
+            dirs = {c: os.path.join(m, valid) for c, m in self._mounts.items()}
+            self._group_dirs[group] = dirs
+        return dirs[controller]
 
     def _dirs(self, group: str) -> list[str]:
         # Distinct hierarchies only: co-mounted controllers share a directory.
@@ -202,6 +214,7 @@ class CgroupV1Driver(CgroupDriver):
     def remove(self, group: str) -> None:
         for path in self._dirs(group):
             remove_group_dir(path, sleep=self._sleep)
+        self._group_dirs.pop(group, None)
 
 
 def _or(value: int | None, unlimited: str) -> str:
