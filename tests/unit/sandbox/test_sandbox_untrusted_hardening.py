@@ -40,7 +40,7 @@ def test_reaching_into_another_process_is_refused() -> None:
     assert "pidfd_open" in UNSUPPORTED_SYSCALLS and "clone3" in UNSUPPORTED_SYSCALLS
 
 
-def _zygote_argv(env: dict[str, str]) -> list[str]:
+def _zygote_argv(env: dict[str, str], compiled_exec: str | None = None) -> list[str]:
     return build_zygote_argv(
         ZygoteCommand(
             sh="/bin/sh",
@@ -55,6 +55,7 @@ def _zygote_argv(env: dict[str, str]) -> list[str]:
             seccomp_fd=4,
             env=env,
             zygote_source="SOURCE",
+            compiled_exec=compiled_exec,
         )
     )
 
@@ -78,3 +79,14 @@ def test_the_fork_server_is_sandboxed_as_a_box_is() -> None:
     ]
     assert argv[-4:] == ["3", "4", "1", "2"]
     assert argv[-8:-4] == ["/usr/bin/python3", "-B", "-c", "SOURCE"]
+
+
+def test_the_compiled_fork_server_is_the_same_sandbox_running_the_supervisor() -> None:
+    python = _zygote_argv({"PATH": "/usr/bin"})
+    compiled = _zygote_argv({"PATH": "/usr/bin"}, compiled_exec="/proc/self/fd/9")
+    # The same sandbox up to the program bwrap runs, then the supervisor's
+    # fork-server mode with the same arguments.
+    cut = len(python) - 1 - python[::-1].index("--")  # bwrap's own "--"
+    assert compiled[:cut] == python[:cut]
+    assert "--seccomp" not in compiled
+    assert compiled[cut:] == ["--", "/proc/self/fd/9", "zygote", "3", "4", "1", "2"]
