@@ -13,8 +13,9 @@
     sandbox or API (plain subprocesses: ``gcc`` then the binary; ``python3``), in
     the same run and at the same concurrency. Each API client does what a Judge0
     client does: ``POST /judge0/submissions`` (wait=false), then polls
-    ``GET /judge0/submissions/{token}`` until the status is final, every 0.1 s
-    (clients of Judge0 in the wild poll every 0.8 to 1.5 s; more often costs the
+    ``GET /judge0/submissions/{token}`` until the status is final, every 0.1 s on
+    average (jittered between 0.05 and 0.15 s: independent clients are not in step;
+    clients of Judge0 in the wild poll every 0.8 to 1.5 s; more often costs the
     server more polls), 16 of them: each has one submission in flight and waits
     at least one poll for it, so 8 clients could never ask for more than 80
     submissions/s, while every client more lengthens the queue, and so the polls
@@ -301,15 +302,20 @@ def _bare_rate(language: str, runs: int, concurrency: int) -> dict[str, float]:
     }
 
 
-async def _judge0_client(
-    client: aiohttp.ClientSession, language: str, todo: list[int], poll_s: float
-) -> None:
-    """A Judge0 client: submit (wait=false), poll until final, check the verdict."""
-    body = {
+def _request_body(language: str) -> dict[str, Any]:
+    """One submission as a Judge0 client sends it: the hello program, expecting hello."""
+    return {
         "source_code": _SOURCES[language],
         "language_id": _JUDGE0_IDS[language],
         "expected_output": "hello",
     }
+
+
+async def _judge0_client(
+    client: aiohttp.ClientSession, language: str, todo: list[int], poll_s: float
+) -> None:
+    """A Judge0 client: submit (wait=false), poll until final, check the verdict."""
+    body = _request_body(language)
     while todo:
         todo.pop()
         status, answer = await _call(client, "POST", "/judge0/submissions", json=body)
@@ -330,11 +336,7 @@ async def _judge0_wait_client(
     client: aiohttp.ClientSession, language: str, todo: list[int], poll_s: float
 ) -> None:
     """A Judge0 client asking for the result in the same request (wait=true)."""
-    body = {
-        "source_code": _SOURCES[language],
-        "language_id": _JUDGE0_IDS[language],
-        "expected_output": "hello",
-    }
+    body = _request_body(language)
     while todo:
         todo.pop()
         status, answer = await _call(client, "POST", "/judge0/submissions?wait=true", json=body)
@@ -366,11 +368,7 @@ async def _judge0_batch_client(
 ) -> None:
     """A Judge0 client sending batches: POST /submissions/batch, then poll
     GET /submissions/batch?tokens=... until every one is final; check verdicts."""
-    body = {
-        "source_code": _SOURCES[language],
-        "language_id": _JUDGE0_IDS[language],
-        "expected_output": "hello",
-    }
+    body = _request_body(language)
     while todo:
         count = min(BATCH_SIZE, len(todo))
         del todo[-count:]
