@@ -84,7 +84,11 @@ def run_agent(settings: Settings) -> int:
                     idle_since = time.monotonic()
                 elif time.monotonic() - idle_since >= settings.agent_idle_seconds:
                     break
-                engine.scheduling_wait()
+                timeout = None
+                if idle_since is not None:  # wake up when the idle time is over
+                    left = idle_since + settings.agent_idle_seconds - time.monotonic()
+                    timeout = max(left, 0.01)
+                engine.scheduling_wait(timeout)
             engine.lock.release()
             if stop or not engine.has_local_work():
                 break

@@ -40,6 +40,7 @@ from hpcbox.engine.remote import BACKEND as SLURM_BACKEND
 from hpcbox.engine.remote import RemoteJobs
 from hpcbox.engine.scheduler import LocalScheduler
 from hpcbox.engine.targets import TargetService
+from hpcbox.engine.wake import poke
 from hpcbox.sandbox import Sandbox
 from hpcbox.store import JobStore, open_engine, utcnow
 from hpcbox.store.targets import TargetStore
@@ -50,6 +51,11 @@ log = logging.getLogger(__name__)
 
 Scheduling = Literal["thread", "agent", "none"]
 _MAX_LOG_CHUNK = 8 * 1024 * 1024
+#: How often the remote watcher polls the store while remote jobs are active (each
+#: target is then polled at its own pace) and, as a safety net, while none are: a
+#: remote job queued in this process or another wakes it at once.
+_REMOTE_ACTIVE_POLL_S = 0.25
+_REMOTE_IDLE_POLL_S = 2.0
 
 
 class JobEngine:
@@ -81,11 +87,14 @@ class JobEngine:
         )
         self.backends: dict[str, Backend] = {"local": self.local}
         self.lock = SchedulerLock(self.settings.home / "scheduler.lock")
+        #: The lock holder listens here for other processes' wake-ups (engine.wake).
+        self.wake_path = self.settings.home / "scheduler.wake"
         self.scheduling = scheduling
         self.scheduler: LocalScheduler | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._watcher: threading.Thread | None = None
+        self._remote_wake = threading.Event()
         if scheduling == "thread":
             self._thread = threading.Thread(
                 target=self._schedule_forever, name="hpcbox-scheduler", daemon=True
@@ -249,7 +258,7 @@ class JobEngine:
         """Run one scheduler step, local and remote (the caller must hold :attr:`lock`);
         return the number of active jobs."""
         if self.scheduler is None:
-            self.scheduler = LocalScheduler(self.store, self.local)
+            self.scheduler = LocalScheduler(self.store, self.local, wake_path=self.wake_path)
         self._ensure_watcher()
         return self.scheduler.step() + self.remote.active()
 
@@ -265,18 +274,22 @@ class JobEngine:
 
     def _watch_remote(self) -> None:
         while not self._stop.is_set() and self.lock.held:
+            active = 1
             try:
-                self.remote.step()
+                active = self.remote.step()
             except Exception:
                 # Keep watching through a bad poll; it is logged, not lost.
                 log.exception("remote watcher step failed")
-            self._stop.wait(0.25)
+            self._remote_wake.wait(_REMOTE_ACTIVE_POLL_S if active else _REMOTE_IDLE_POLL_S)
+            self._remote_wake.clear()
 
     def scheduling_wait(self, timeout: float | None = None) -> None:
         if self.scheduler is None:
             time.sleep(timeout or 0.2)
             return
-        self.scheduler.wait(timeout)
+        if self.scheduler.wait(timeout):
+            # Woken by a submission, cancel or rerun: it may be a remote job's.
+            self._remote_wake.set()
 
     def _schedule_forever(self) -> None:
         while not self._stop.is_set():
@@ -301,9 +314,17 @@ class JobEngine:
     def _kick(self) -> None:
         if self.scheduler is not None and self.lock.held:
             self.scheduler.wake()
+            self._remote_wake.set()
             return
         if self.scheduling == "agent" and self.lock.is_free():
             spawn_agent(self.settings)
+            return
+        # Another process schedules (or is about to): wake it now rather than
+        # leave the change to its next safety-net poll.
+        try:
+            poke(self.wake_path)
+        except OSError as exc:
+            log.warning("could not wake the scheduler through %s: %s", self.wake_path, exc)
 
     def backend_names(self) -> Mapping[str, Backend]:
         return dict(self.backends)
@@ -312,6 +333,7 @@ class JobEngine:
         """Stop this process's scheduling; with ``handover``, start an agent when
         jobs are still queued or running so that they are not orphaned."""
         self._stop.set()
+        self._remote_wake.set()
         if self.scheduler is not None:
             self.scheduler.wake()
         if self._thread is not None:

@@ -52,6 +52,8 @@ _RESEND_AFTER_LEASES = 4
 #: run of another process sharing the database.
 _WAIT_POLL_BROKER_S = (0.002, 0.05)
 _WAIT_POLL_EMBEDDED_S = (0.25, 1.0)
+#: How long a count of queued submissions may stand in for a new one (check_room).
+_ROOM_TTL_S = 1.0
 
 
 class LanguageInfo(Protocol):
@@ -151,6 +153,9 @@ class JudgeQueue:
             str, list[tuple[asyncio.AbstractEventLoop, asyncio.Future[SubmissionRecord]]]
         ] = {}
         self._waiters_lock = threading.Lock()
+        #: The last count of queued submissions: (count, when, queued here since).
+        self._room: tuple[int, float, int] = (0, -_ROOM_TTL_S, 0)
+        self._room_lock = threading.Lock()
 
     @property
     def embedded(self) -> bool:
@@ -268,8 +273,24 @@ class JudgeQueue:
                 )
 
     def check_room(self, count: int = 1) -> None:
-        """TransientError (503) when ``count`` more submissions would overfill the queue."""
-        if self.store.count_queued() + count > self.config.max_queue_size:
+        """TransientError (503) when ``count`` more submissions would overfill the queue.
+
+        The queue is counted in the store when it may be near full; while a count
+        taken less than a second ago, plus what this process queued since, leaves
+        it at most half full, that suffices (a count per submission cost a query
+        per request under load, for a limit that only guards against overload).
+        """
+        limit = self.config.max_queue_size
+        now = self._clock()
+        with self._room_lock:
+            counted, at, added = self._room
+            if now - at < _ROOM_TTL_S and counted + added + count <= limit // 2:
+                self._room = (counted, at, added + count)
+                return
+        queued = self.store.count_queued()
+        with self._room_lock:
+            self._room = (queued, now, count)
+        if queued + count > limit:
             raise TransientError("queue is full", retry_after=1.0)
 
     def _dispatch(self, record: SubmissionRecord) -> None:

@@ -7,9 +7,10 @@ it (1) collects finished jobs and enforces time limits, (2) kills jobs that were
 cancelled from another process, and (3) starts queued jobs that fit in the free
 CPUs and memory, strictly first in, first out.
 
-Between steps it sleeps on the jobs' pidfds and a wake-up pipe, so an exit or a
-submission in this process is acted on at once; other processes' submissions
-are seen at the next poll (``poll_interval``).
+Between steps it sleeps on the jobs' pidfds, a wake-up pipe and the wake-up FIFO
+(:mod:`hpcbox.engine.wake`), so an exit, or a submission, cancel or rerun in this
+process or another, is acted on at once; it also steps every ``poll_interval``,
+a safety net for a wake-up lost between two lock holders.
 
 Restart safety: jobs run detached from the scheduler. A new scheduler re-attaches
 to RUNNING jobs from their stored handles (an attempt whose process is gone is
@@ -28,6 +29,7 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from hpcbox.backends.base import Finished
@@ -36,6 +38,7 @@ from hpcbox.core.errors import HpcboxError
 from hpcbox.core.job import Job
 from hpcbox.core.queue import plan_queue
 from hpcbox.core.states import JobState
+from hpcbox.engine.wake import WakeListener
 from hpcbox.store import JobStore, utcnow
 
 __all__ = ["LocalScheduler"]
@@ -60,18 +63,31 @@ class LocalScheduler:
 
     store: JobStore
     backend: LocalBackend
-    poll_interval: float = 0.2
+    poll_interval: float = 2.0
+    #: The wake-up FIFO to listen on (None: wake-ups from this process only, and
+    #: other processes' changes seen at the next poll).
+    wake_path: Path | None = None
     _running: dict[_Key, _Running] = field(default_factory=dict)
     _reasons: dict[_Key, str] = field(default_factory=dict)
     _wake_r: int = -1
     _wake_w: int = -1
     _recovered: bool = False
+    _listener: WakeListener | None = None
     _launcher: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(4, thread_name_prefix="hpcbox-launch")
     )
 
     def __post_init__(self) -> None:
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        if self.wake_path is not None:
+            try:
+                self._listener = WakeListener(self.wake_path)
+            except (OSError, HpcboxError) as exc:
+                log.warning(
+                    "other processes' jobs will be seen every %.0f s only: %s",
+                    self.poll_interval,
+                    exc,
+                )
 
     def close(self) -> None:
         self._launcher.shutdown(wait=True)
@@ -83,6 +99,9 @@ class LocalScheduler:
             if fd >= 0:
                 os.close(fd)
         self._wake_r = self._wake_w = -1
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
 
     def wake(self) -> None:
         """Make a sleeping :meth:`wait` return now (thread-safe)."""
@@ -278,28 +297,31 @@ class LocalScheduler:
 
     # -- sleeping -----------------------------------------------------------------
 
-    def wait(self, timeout: float | None = None) -> None:
-        """Sleep until a job exits, a wake-up arrives, a deadline passes or
-        ``poll_interval`` elapses (to see other processes' submissions)."""
-        limit = self.poll_interval if timeout is None else timeout
+    def wait(self, timeout: float | None = None) -> bool:
+        """Sleep until a job exits, a wake-up arrives, a deadline passes, or
+        ``timeout`` or ``poll_interval`` (the shorter) elapses; True when a
+        wake-up (from this process or, through the FIFO, another) ended the sleep."""
+        limit = self.poll_interval if timeout is None else min(timeout, self.poll_interval)
         now = time.time()
         for entry in self._running.values():
             if entry.deadline is not None and not entry.timed_out:
                 limit = min(limit, max(0.0, entry.deadline - now))
             if entry.pidfd is None:
                 limit = min(limit, 0.05)  # no pidfd to wait on: poll briskly
-        fds = [self._wake_r] + [e.pidfd for e in self._running.values() if e.pidfd is not None]
+        wakes = [self._wake_r] + ([self._listener.fd] if self._listener is not None else [])
+        fds = wakes + [e.pidfd for e in self._running.values() if e.pidfd is not None]
         try:
             ready, _, _ = select.select(fds, [], [], limit)
         except (OSError, ValueError):
             time.sleep(min(limit, 0.05))
-            return
+            return False
         if self._wake_r in ready:
-            try:
+            with contextlib.suppress(BlockingIOError):
                 while os.read(self._wake_r, 4096):
                     pass
-            except BlockingIOError:
-                pass
+        if self._listener is not None and self._listener.fd in ready:
+            self._listener.drain()
+        return any(fd in ready for fd in wakes)
 
     def handles(self) -> Mapping[_Key, Mapping[str, Any]]:
         return {key: entry.handle for key, entry in self._running.items()}

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from hpcbox.core.errors import ConflictError, InvalidInputError, NotFoundError
+from hpcbox.core.settings import Settings
 from hpcbox.core.spec import parse_job_spec
 from hpcbox.core.states import JobState
 from hpcbox.engine.jobs import JobEngine
@@ -175,3 +176,32 @@ def test_hostile_script_text_runs_verbatim(engine: JobEngine) -> None:
     # Python's repr gives shell-safe single-quoted strings for these inputs.
     job = engine.wait(submit(engine, script="\n".join(lines)), timeout=30)
     assert engine.logs(job.id).data.decode().splitlines() == ["a'b", 'c"d', "e;f", "$(g)", "ü✓"]
+
+
+def test_a_job_queued_by_another_process_starts_at_once(
+    engine: JobEngine, settings: Settings
+) -> None:
+    # `engine` schedules (it holds the lock, as `hpcbox serve` does); a second
+    # engine, as a CLI call is, finds the lock held and wakes it through the FIFO
+    # instead of leaving the job to the scheduler's next safety-net poll.
+    assert eventually(lambda: engine.scheduler is not None)
+    assert engine.scheduler is not None and engine.scheduler.poll_interval >= 2.0
+    other = JobEngine(settings, scheduling="agent")
+    try:
+        time.sleep(0.3)  # let the scheduler settle into its long sleep
+        queued_at = time.monotonic()
+        job_id = other.submit(parse_job_spec({"script": "true"})).id
+        assert eventually(lambda: other.get(job_id).state is not JobState.PENDING, timeout=30)
+        assert time.monotonic() - queued_at < 1.5
+        assert other.wait(job_id, timeout=30).state is JobState.COMPLETED
+        # A cancel from the other process reaches the scheduler at once too: it
+        # stops tracking the job (and records its usage) without waiting a poll.
+        job_id = other.submit(parse_job_spec({"script": "sleep 60"})).id
+        assert eventually(lambda: other.get(job_id).state is JobState.RUNNING, timeout=30)
+        scheduler = engine.scheduler
+        assert eventually(lambda: (job_id, 1) in scheduler.handles())
+        time.sleep(0.3)
+        other.cancel(job_id)
+        assert eventually(lambda: (job_id, 1) not in scheduler.handles(), timeout=1.5)
+    finally:
+        other.close(handover=False)
