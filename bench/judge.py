@@ -33,11 +33,14 @@
     a time, on the same kind of server. Reported: p50 and p99. Target: p50 under
     150 ms.
 
+``requests`` (only when named, a diagnostic of (b)): the server's CPU per request
+    of each kind a Judge0 client polls with, and the idle server's CPU.
+
 Needs root, bubblewrap, gcc and /usr/bin/python3 on the host, and the judge runtime
 (built on first use; ``hpcbox judge setup``). Usage:
 .venv/bin/python bench/judge.py [--runs 200] [--concurrency 8] [--poll-clients 16]
 [--poll 0.5] [--json]
-[--part warm|throughput|latency] [--clients single|wait|batch ...] [--threads N]
+[--part warm|throughput|latency|requests] [--clients single|wait|batch ...] [--threads N]
 [--language python3|c ...] [--broker redis://HOST:6379/N]  (judge in an ``hpcbox worker``
 process via Celery)
 """
@@ -522,11 +525,75 @@ def bench_latency(opts: Options) -> dict[str, Any]:
     }
 
 
+#: What ``--part requests`` measures: a name, and the request (over 20 finished
+#: Python prints) that 8 clients repeat.
+_REQUESTS = {
+    "status poll": "/judge0/submissions/{one}?fields=status",
+    "batch poll, 10 tokens": "/judge0/submissions/batch?fields=token,status&tokens={ten}",
+    "batch poll, 20 tokens": "/judge0/submissions/batch?fields=token,status&tokens={twenty}",
+    "whole submission": "/judge0/submissions/{one}?fields=*",
+}
+
+
+def bench_requests(opts: Options) -> dict[str, Any]:
+    """A diagnostic of (b), not one of the issue's parts: the server's CPU per
+    request of each kind a Judge0 client polls with (8 clients repeating it for
+    ``seconds``), and the idle server's CPU (nothing asked of it)."""
+    seconds = 5.0
+    body = _request_body("python3")
+
+    async def finished_tokens(url: str) -> list[str]:
+        async with aiohttp.ClientSession(url) as client:
+            tokens = []
+            for _ in range(20):
+                _, answer = await _call(client, "POST", "/judge0/submissions?wait=true", json=body)
+                tokens.append(answer["token"])
+            return tokens
+
+    async def repeat(url: str, path: str) -> int:
+        done = 0
+        connector = aiohttp.TCPConnector(limit=8)
+        async with aiohttp.ClientSession(url, connector=connector) as client:
+            end = time.perf_counter() + seconds
+
+            async def one() -> None:
+                nonlocal done
+                while time.perf_counter() < end:
+                    async with client.get(path) as answer:
+                        await answer.read()
+                        if answer.status != 200:
+                            raise SystemExit(f"{path} answered {answer.status}")
+                    done += 1
+
+            await asyncio.gather(*(one() for _ in range(8)))
+        return done
+
+    out: dict[str, Any] = {"part": "requests", "seconds": seconds, "requests": {}}
+    with _serving(opts.threads) as server:
+        tokens = asyncio.run(finished_tokens(server.url))
+        time.sleep(1.0)  # let the warm pool refill
+        before = _proc_cpu_s(server.pid)[0]
+        time.sleep(seconds)
+        out["idle_cpu_percent"] = (_proc_cpu_s(server.pid)[0] - before) / seconds * 100
+        for name, template in _REQUESTS.items():
+            path = template.format(
+                one=tokens[0], ten=",".join(tokens[:10]), twenty=",".join(tokens)
+            )
+            before = _proc_cpu_s(server.pid)[0]
+            done = asyncio.run(repeat(server.url, path))
+            cpu = _proc_cpu_s(server.pid)[0] - before
+            out["requests"][name] = {"server_cpu_ms": cpu / done * 1e3, "per_s": done / seconds}
+    return out
+
+
 PARTS: dict[str, Callable[[Options], dict[str, Any]]] = {
     "warm": bench_warm,
     "throughput": bench_throughput,
     "latency": bench_latency,
+    "requests": bench_requests,
 }
+#: The parts run when none is named: the issue's three.
+DEFAULT_PARTS = ("warm", "throughput", "latency")
 
 
 def main() -> None:
@@ -572,7 +639,7 @@ def main() -> None:
         languages,
         args.poll_clients,
     )
-    for part in args.part or list(PARTS):
+    for part in args.part or DEFAULT_PARTS:
         result = PARTS[part](opts)
         if args.json:
             print(json.dumps(result, indent=2))
@@ -620,6 +687,14 @@ def main() -> None:
                         f"             machine CPU per submission (all processes): bare "
                         f"{bare['machine_cpu_ms']:.1f} ms; /judge0 {api['machine_cpu_ms']:.1f} ms"
                     )
+        elif part == "requests":
+            print(
+                f"server CPU per request (8 clients repeating it for {result['seconds']:.0f} s; "
+                "over finished Python prints)"
+            )
+            for name, row in result["requests"].items():
+                print(f"    {name:22} {row['server_cpu_ms']:.3f} ms  ({row['per_s']:.0f}/s)")
+            print(f"    idle server: {result['idle_cpu_percent']:.2f}% of a CPU")
         elif part == "latency":
             print(f"(c) wait=true latency, Python print, {result['runs']} requests one at a time")
             print(
