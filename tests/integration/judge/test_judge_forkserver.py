@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -158,3 +159,51 @@ def test_a_dead_compiled_fork_server_is_started_again(forked: UntrustedSandbox) 
     zygote._proc.wait(timeout=10)
     assert echo("two") == b"two\n"
     assert forked._zygotes[True] is not zygote
+
+
+def test_a_destroyed_box_leaves_no_process_and_no_group(
+    sandbox: UntrustedSandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Boxes of every kind, each leaving daemons and a crowd of children: once the
+    box is destroyed and reaped, none of them lives on and its cgroup is gone. A
+    forked box's group empties with its PID 1 (its pid namespace dies with it), so
+    the reaper removes it without the group-wide kill loop; a bwrap box's group is
+    killed process by process, as before."""
+    driver = sandbox.driver
+    kills: list[str] = []
+    real_kill = driver.kill
+
+    def counting_kill(group: str) -> None:
+        kills.append(group)
+        real_kill(group)
+
+    monkeypatch.setattr(driver, "kill", counting_kill)
+    marker = f"hpcbox-reap-{os.getpid()}-{id(sandbox)}"
+    script = (
+        f"(setsid sh -c 'exec -a {marker} sleep 300' &) ; "
+        f"for i in 1 2 3 4 5 6 7 8; do (exec -a {marker} sleep 300 &) ; done; echo up"
+    )
+    box = sandbox.prepare()
+    group = box.group
+    forked = box._proc is None
+    done = box.run(RunSpec(argv=("bash", "-c", script), env=_ENV))
+    assert done.stdout == b"up\n", done
+    box.destroy()
+    deadline = time.monotonic() + 10
+    while driver.exists(group) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not driver.exists(group)
+    assert not _host_processes_named(marker)
+    assert (kills == []) is forked, kills
+
+
+def _host_processes_named(marker: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker.encode() in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found

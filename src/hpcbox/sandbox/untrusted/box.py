@@ -24,6 +24,7 @@ import os
 import queue
 import re
 import secrets
+import select
 import selectors
 import shutil
 import signal
@@ -72,6 +73,9 @@ _START_TIMEOUT_S = 30.0
 _CPU_POLL_S = 0.05
 #: How long output may keep flowing after the program was reported finished or killed.
 _DRAIN_TIMEOUT_S = 2.0
+#: How long the reaper waits for a forked box's SIGKILLed PID 1 to be gone before it
+#: falls back to killing the box's group process by process.
+_PID1_EXIT_TIMEOUT_S = 5.0
 #: Longest result line accepted from a box's supervisor (a real one is < 30 KiB).
 MAX_REPORT_BYTES = 64 * 1024
 #: How long after the host's wall limit the supervisor's own deadline kills the run
@@ -489,6 +493,8 @@ class WarmBox:
         self._err_r: int | None = err_r
         self._dir_fd: int | None = None
         self._pidfd: int | None = None
+        #: A forked box's PID 1, held from destroy() until the reaper saw it end.
+        self._reap_pidfd: int | None = None
         self.supervisor_pid: int | None = None
         self._used = False
         self._destroyed = False
@@ -666,6 +672,8 @@ class WarmBox:
             return
         self._destroyed = True
         self.kill()
+        if self._proc is None:  # forked: the reaper waits on PID 1 (see _reap_forked)
+            self._reap_pidfd, self._pidfd = self._pidfd, None
         for attr in ("_req_w", "_res_r", "_out_r", "_err_r", "_dir_fd", "_pidfd"):
             fd = getattr(self, attr)
             if fd is not None:
@@ -676,6 +684,8 @@ class WarmBox:
     def _reap(self) -> None:
         driver = self._factory.driver
         try:
+            if self._reap_pidfd is not None and self._reap_forked(driver):
+                return
             # A forked box's PID 1 is the fork-server's child, reaped there: killing
             # the group until it is empty is all that is left to do.
             if self._proc is not None and self._proc.poll() is None:
@@ -689,6 +699,37 @@ class WarmBox:
             driver.remove(self.group)
         except Exception as exc:
             log.warning("sandbox %s not cleaned up: %s", self.group, exc)
+
+    def _reap_forked(self, driver: CgroupDriver) -> bool:
+        """Remove a forked box's group once its PID 1 is gone; False when the group
+        does not go (then the caller kills it process by process).
+
+        PID 1 of the box's own pid namespace was SIGKILLed by destroy(), and the
+        kernel kills every other process of a namespace whose init dies; nothing
+        outside the namespace is ever moved into the box's group, which therefore
+        empties by itself. That spares the freeze, list and kill loop, whose reads
+        of each hierarchy's ``cgroup.procs`` also make the kernel build, then free, a
+        list of pids each time.
+        """
+        pidfd, self._reap_pidfd = self._reap_pidfd, None
+        if pidfd is None:
+            return False
+        try:
+            # A pidfd turns readable when its process has ended (poll, not select:
+            # a busy server's descriptors may number over select's 1024).
+            poller = select.poll()
+            poller.register(pidfd, select.POLLIN)
+            ended = bool(poller.poll(_PID1_EXIT_TIMEOUT_S * 1000))
+        finally:
+            os.close(pidfd)
+        if not ended:
+            return False
+        try:
+            driver.remove(self.group)  # retried while the last processes leave
+        except PermanentError as exc:
+            log.warning("sandbox %s did not empty with its PID 1: %s", self.group, exc)
+            return False
+        return True
 
     def __enter__(self) -> WarmBox:
         return self
