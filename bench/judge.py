@@ -63,13 +63,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import httpx
+import uvloop
 
 from hpcbox.core.settings import Settings
 from hpcbox.judge.languages import load_registry
@@ -437,7 +438,7 @@ def _api_rate(
 
     server0, client0, boxes0 = _proc_cpu_s(server.pid), _own_cpu_s()[0], _boxes_cpu_s()
     machine0 = _machine_cpu_s()
-    elapsed = asyncio.run(main())
+    elapsed = _run_clients(main())
     server1, client1, boxes1 = _proc_cpu_s(server.pid), _own_cpu_s()[0], _boxes_cpu_s()
     machine1 = _machine_cpu_s()
     # Boxes forked from the fork-server are not the server's children: every box's
@@ -452,6 +453,14 @@ def _api_rate(
         # are torn down by a kernel worker).
         "machine_cpu_ms": (machine1 - machine0) / runs * 1e3,
     }
+
+
+def _run_clients(clients: Coroutine[Any, Any, float]) -> float:
+    """Run the clients in uvloop's event loop: they share the machine with the judge,
+    and every bit of CPU they spend is taken from it (per polled C hello, 2.0-2.1 ms
+    of client CPU in asyncio's own loop)."""
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(clients)
 
 
 def _boxes_cpu_s() -> float | None:
