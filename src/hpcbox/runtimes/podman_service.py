@@ -7,7 +7,11 @@ that it outlives the command that started it and is reused by the next one.
 
 The containers.conf is hpcbox's, passed through ``CONTAINERS_CONF``; the
 system's files are never changed. It selects the ``runc`` OCI runtime where
-runc is installed (crun fails on cgroup-v1/hybrid hosts) and sets default
+runc is installed (crun fails on cgroup-v1/hybrid hosts), the ``netavark``
+network backend where netavark is installed (Podman otherwise keeps the CNI
+backend it chose on a machine that had containers before netavark came, and
+CNI's bridge networks give containers no DNS: cluster nodes could not resolve
+each other by name), and sets default
 ulimits that an unprivileged container may hold (inheriting the host's
 larger limits fails with "setrlimit ... Operation not permitted" on some
 hosts). The podman CLI used for image builds must get the same environment:
@@ -43,14 +47,17 @@ __all__ = [
 DEFAULT_ULIMITS = ("nofile=1024:1024", "nproc=4096:4096")
 
 
-def containers_conf_text(*, oci_runtime: str | None) -> str:
-    """The content of hpcbox's containers.conf; ``oci_runtime`` ``None`` leaves Podman's default."""
+def containers_conf_text(*, oci_runtime: str | None, network_backend: str | None = None) -> str:
+    """The content of hpcbox's containers.conf; ``oci_runtime`` or ``network_backend``
+    ``None`` leaves Podman's default."""
     ulimits = ", ".join(f'"{limit}"' for limit in DEFAULT_ULIMITS)
     lines = ["# Written by hpcbox; passed to podman through CONTAINERS_CONF.", ""]
     lines += ["[containers]", f"default_ulimits = [{ulimits}]", ""]
     lines += ["[engine]"]
     if oci_runtime is not None:
         lines.append(f'runtime = "{oci_runtime}"')
+    if network_backend is not None:
+        lines += ["", "[network]", f'network_backend = "{network_backend}"']
     return "\n".join(lines) + "\n"
 
 
@@ -114,7 +121,8 @@ class PodmanService:
 
     ``podman`` is the podman executable and ``oci_runtime`` the runtime written
     into containers.conf (``None``: Podman's default); both are looked up on
-    PATH when not given.
+    PATH when not given. ``network_backend`` likewise (``"netavark"`` where it is
+    installed, else Podman's choice).
     """
 
     def __init__(
@@ -124,10 +132,14 @@ class PodmanService:
         podman: str | None = None,
         oci_runtime: str | None = None,
         environ: Mapping[str, str] | None = None,
+        network_backend: str | None = None,
     ) -> None:
         self.paths = ServicePaths.under(state_dir)
         self._podman = podman
         self._oci_runtime = oci_runtime if oci_runtime is not None else _default_oci_runtime()
+        self._network_backend = (
+            network_backend if network_backend is not None else _default_network_backend()
+        )
         self._environ = dict(os.environ if environ is None else environ)
 
     @property
@@ -255,7 +267,9 @@ class PodmanService:
                 path.unlink()
 
     def _write_conf(self) -> None:
-        text = containers_conf_text(oci_runtime=self._oci_runtime)
+        text = containers_conf_text(
+            oci_runtime=self._oci_runtime, network_backend=self._network_backend
+        )
         try:
             current = self.paths.conf.read_text()
         except OSError:
@@ -277,6 +291,19 @@ class PodmanService:
 
 def _default_oci_runtime() -> str | None:
     return "runc" if shutil.which("runc") or Path("/usr/sbin/runc").exists() else None
+
+
+#: Where distributions install netavark (Podman looks in these helper directories).
+NETAVARK_PATHS = (
+    Path("/usr/lib/podman/netavark"),
+    Path("/usr/libexec/podman/netavark"),
+    Path("/usr/local/libexec/podman/netavark"),
+    Path("/usr/local/lib/podman/netavark"),
+)
+
+
+def _default_network_backend() -> str | None:
+    return "netavark" if any(path.exists() for path in NETAVARK_PATHS) else None
 
 
 def _write_atomic(path: Path, text: str) -> None:

@@ -53,6 +53,27 @@ def test_containers_conf_is_valid_toml() -> None:
     }
 
 
+def test_containers_conf_selects_netavark_when_given() -> None:
+    import tomllib
+
+    parsed = tomllib.loads(containers_conf_text(oci_runtime="runc", network_backend="netavark"))
+    assert parsed["network"] == {"network_backend": "netavark"}
+    assert parsed["engine"] == {"runtime": "runc"}
+    assert "network_backend" not in containers_conf_text(oci_runtime="runc")
+
+
+def test_service_writes_the_network_backend_it_was_given(tmp_path: Path) -> None:
+    import tomllib
+
+    service = PodmanService(
+        tmp_path, podman="/nonexistent", oci_runtime="runc", network_backend="netavark"
+    )
+    service.paths.root.mkdir()
+    service._write_conf()
+    parsed = tomllib.loads(service.paths.conf.read_text())
+    assert parsed["network"]["network_backend"] == "netavark"
+
+
 def test_service_argv_never_idles_out() -> None:
     sock = Path("/state/podman/podman.sock")
     assert service_argv("/usr/bin/podman", sock) == [
@@ -102,6 +123,7 @@ def test_start_writes_conf_pid_and_answers(tmp_path: Path, fake_podman: Path) ->
         tmp_path / "state",
         podman=str(fake_podman),
         oci_runtime="runc",
+        network_backend="netavark",
         environ={**os.environ, "FAKE_PODMAN_CONF_COPY": str(copy)},
     )
     url = service.ensure_running(timeout=20)
@@ -110,7 +132,9 @@ def test_start_writes_conf_pid_and_answers(tmp_path: Path, fake_podman: Path) ->
     pid = service.running_pid()
     assert pid is not None and pid_alive(pid)
     # The service got hpcbox's containers.conf, not the system's.
-    assert copy.read_text() == containers_conf_text(oci_runtime="runc")
+    assert copy.read_text() == containers_conf_text(
+        oci_runtime="runc", network_backend="netavark"
+    )
     assert stat.S_IMODE(service.paths.root.stat().st_mode) == 0o700
     # Its own session: a terminal's Ctrl-C does not reach it.
     assert os.getsid(pid) == pid
