@@ -22,6 +22,7 @@ from hpcbox.cli.judge import judge_app
 from hpcbox.cli.output import console, err_console, job_detail, job_table, print_json
 from hpcbox.cli.target import target_app
 from hpcbox.core.errors import HpcboxError, InvalidInputError
+from hpcbox.core.extras import require as require_extra
 from hpcbox.core.job import Job
 from hpcbox.core.network import check_listen_address
 from hpcbox.core.settings import Settings
@@ -314,6 +315,7 @@ def worker(
             "`hpcbox serve` uses",
             field="HPCBOX_BROKER_URL",
         )
+    require_extra("worker", "hpcbox worker")
     argv = [sys.executable, "-m", "hpcbox.worker"]
     if concurrency:
         argv.append(f"--concurrency={concurrency}")
@@ -343,6 +345,7 @@ def operator(
         raise InvalidInputError(
             "give --namespace NS (repeatable) or --all-namespaces", field="--namespace"
         )
+    require_extra("operator", "hpcbox operator")
     argv = [sys.executable, "-m", "hpcbox.operator"]
     argv += (
         ["--all-namespaces"] if all_namespaces else [f"--namespace={ns}" for ns in namespace or []]

@@ -132,9 +132,7 @@ def test_start_writes_conf_pid_and_answers(tmp_path: Path, fake_podman: Path) ->
     pid = service.running_pid()
     assert pid is not None and pid_alive(pid)
     # The service got hpcbox's containers.conf, not the system's.
-    assert copy.read_text() == containers_conf_text(
-        oci_runtime="runc", network_backend="netavark"
-    )
+    assert copy.read_text() == containers_conf_text(oci_runtime="runc", network_backend="netavark")
     assert stat.S_IMODE(service.paths.root.stat().st_mode) == 0o700
     # Its own session: a terminal's Ctrl-C does not reach it.
     assert os.getsid(pid) == pid
