@@ -8,10 +8,15 @@ bash scripts/setup.sh
 export PATH="$PWD/.venv/bin:$PATH"
 CLUSTER="${HPCBOX_DEMO_CLUSTER:-demo}"
 
-hpcbox doctor || true
+# The judge's runtime (a Debian root filesystem with every language's compiler):
+# built once, minutes; reused after.
+hpcbox judge setup
+# Exits non-zero, naming the fix, when something this job needs is missing.
+hpcbox doctor --strict
+# Taken down however this script ends (an error, Ctrl-C): a second run starts clean.
+trap 'echo "==> taking $CLUSTER down"; hpcbox cluster down "$CLUSTER" --purge || true' EXIT
 echo "==> bringing up cluster $CLUSTER (2 workers; images are built on first use)"
 hpcbox cluster up -f examples/clusters/demo.yaml --name "$CLUSTER"
-trap 'echo "==> taking $CLUSTER down"; hpcbox cluster down "$CLUSTER" --purge' EXIT
 hpcbox cluster status "$CLUSTER"
 
 echo "==> compiling examples/mpi/hello.c as alice"
