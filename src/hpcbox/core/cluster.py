@@ -29,16 +29,19 @@ from hpcbox.core.units import format_duration, format_memory, parse_duration, pa
 __all__ = [
     "ClusterKind",
     "ClusterSpec",
+    "ClusterState",
     "JupyterSpec",
     "LoginSpec",
     "MpiFlavour",
     "PartitionSpec",
     "RuntimeName",
     "StorageSpec",
+    "UpAction",
     "UserSpec",
     "WorkersSpec",
     "parse_cluster_spec",
     "parse_cluster_yaml",
+    "up_action",
 ]
 
 _NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$|^[a-z]$")
@@ -87,6 +90,46 @@ class RuntimeName(StrEnum):
     DOCKER = "docker"
     PODMAN = "podman"
     AUTO = "auto"
+
+
+class ClusterState(StrEnum):
+    """A stored cluster's state.
+
+    ``CREATING`` while ``cluster up`` runs (or after one was killed mid-way),
+    ``RUNNING`` once every node is idle, ``SCALING`` while workers are added or
+    removed, ``FAILED`` when an up failed or was interrupted (its containers are
+    left for inspection), ``DOWN`` after ``cluster down`` (homes kept).
+    """
+
+    CREATING = "CREATING"
+    RUNNING = "RUNNING"
+    SCALING = "SCALING"
+    FAILED = "FAILED"
+    DOWN = "DOWN"
+
+
+class UpAction(StrEnum):
+    """What ``cluster up`` does about a cluster of the same name (see :func:`up_action`)."""
+
+    #: None, or one that is DOWN: bring it up (homes and keys kept).
+    CREATE = "create"
+    #: An up that failed, or that nobody runs any more: remove what it left, then up.
+    RETRY = "retry"
+    #: A RUNNING (or SCALING) one, with ``--replace``: take it down, then up.
+    REPLACE = "replace"
+    #: A RUNNING (or SCALING) one without ``--replace``.
+    REFUSE = "refuse"
+
+
+def up_action(state: str | None, *, replace: bool) -> UpAction:
+    """Decide what ``cluster up`` does given the stored ``state`` of that name (None: no
+    record). The caller holds the cluster's lock, so a ``CREATING`` state is left by
+    an up whose process is gone (killed, or the machine restarted): it is retried."""
+    if state is None or state == ClusterState.DOWN:
+        return UpAction.CREATE
+    if state in (ClusterState.FAILED, ClusterState.CREATING):
+        return UpAction.RETRY
+    return UpAction.REPLACE if replace else UpAction.REFUSE
 
 
 class _Model(BaseModel):

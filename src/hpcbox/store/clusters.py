@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import Engine, Table, delete, insert, select, update
 
-from hpcbox.core.cluster import ClusterSpec
+from hpcbox.core.cluster import ClusterSpec, ClusterState
 from hpcbox.core.errors import ConflictError, NotFoundError
 from hpcbox.core.job import iso
 from hpcbox.store.jobs import utcnow
@@ -21,7 +21,7 @@ _clusters: Table = ClusterRow.__table__  # type: ignore[assignment]
 
 @dataclass(frozen=True)
 class ClusterRecord:
-    """A stored cluster. ``state`` is one of CREATING, RUNNING, SCALING, FAILED, DOWN."""
+    """A stored cluster. ``state`` is a :class:`~hpcbox.core.cluster.ClusterState` value."""
 
     name: str
     kind: str
@@ -67,18 +67,22 @@ class ClusterStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def create(self, spec: ClusterSpec, *, runtime: str) -> ClusterRecord:
-        """Record a cluster being created; ConflictError if the name is taken by a
-        cluster that is not DOWN (a DOWN one is replaced: its homes may be reused)."""
+    def create(self, spec: ClusterSpec, *, runtime: str, replace: bool = False) -> ClusterRecord:
+        """Record a cluster being created (state CREATING).
+
+        A record of that name that is DOWN is replaced (its homes may be reused);
+        with ``replace``, one in any state is (the caller has removed what it left).
+        Otherwise ConflictError, saying how to go on.
+        """
         now = utcnow()
         with self.engine.begin() as conn:
             existing = conn.execute(
                 select(_clusters.c.state).where(_clusters.c.name == spec.name)
             ).scalar_one_or_none()
-            if existing is not None and existing != "DOWN":
+            if existing is not None and existing != ClusterState.DOWN and not replace:
                 raise ConflictError(
                     f"cluster {spec.name!r} already exists ({existing}); "
-                    f"`hpcbox cluster down {spec.name}` first"
+                    f"`hpcbox cluster down {spec.name}` first, or up with --replace"
                 )
             if existing is not None:
                 conn.execute(delete(_clusters).where(_clusters.c.name == spec.name))
@@ -87,7 +91,7 @@ class ClusterStore:
                     name=spec.name,
                     kind=spec.kind.value,
                     runtime=runtime,
-                    state="CREATING",
+                    state=ClusterState.CREATING.value,
                     spec=spec.model_dump_json(),
                     workers=spec.workers.count,
                     created_at=now,
@@ -96,12 +100,18 @@ class ClusterStore:
             )
         return self.get(spec.name)
 
-    def get(self, name: str) -> ClusterRecord:
+    def find(self, name: str) -> ClusterRecord | None:
+        """The cluster of that name, or None."""
         with self.engine.connect() as conn:
             row = conn.execute(select(_clusters).where(_clusters.c.name == name)).first()
-        if row is None:
+        return None if row is None else _record(row)
+
+    def get(self, name: str) -> ClusterRecord:
+        """The cluster of that name; NotFoundError if there is none."""
+        record = self.find(name)
+        if record is None:
             raise NotFoundError(f"no cluster named {name!r}")
-        return _record(row)
+        return record
 
     def list_clusters(self) -> list[ClusterRecord]:
         with self.engine.connect() as conn:

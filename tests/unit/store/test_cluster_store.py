@@ -34,3 +34,18 @@ def test_lifecycle(store: ClusterStore) -> None:
         store.get("c1")
     with pytest.raises(NotFoundError):
         store.update("c1", state="RUNNING")
+
+
+def test_find_and_replace(store: ClusterStore) -> None:
+    spec = parse_cluster_yaml("name: c2\n")
+    assert store.find("c2") is None
+    store.create(spec, runtime="podman")
+    store.update("c2", state="FAILED", message="slurmctld did not come up")
+    found = store.find("c2")
+    assert found is not None and found.state == "FAILED"
+    with pytest.raises(ConflictError) as info:
+        store.create(spec, runtime="podman")
+    assert "hpcbox cluster down c2" in str(info.value) and "--replace" in str(info.value)
+    again = store.create(spec, runtime="docker", replace=True)
+    assert (again.state, again.runtime, again.message) == ("CREATING", "docker", None)
+    assert [r.name for r in store.list_clusters()] == ["c2"]
