@@ -359,21 +359,59 @@ def operator(
 
 
 @app.command("doctor")
-def doctor(as_json: JsonOpt = False) -> None:
-    """Say what this machine can and cannot run, and what to install."""
-    from hpcbox.engine.doctor import run_checks
+def doctor(
+    as_json: JsonOpt = False,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict",
+            help="Exit 1 also when a SLURM cluster on containers (the main job) cannot run.",
+        ),
+    ] = False,
+    containers: Annotated[
+        bool,
+        typer.Option(
+            "--containers/--no-containers",
+            help="Run the container checks (a few seconds: two real containers).",
+        ),
+    ] = True,
+) -> None:
+    """Check for real what each pillar needs on this machine, with the fix for each "no".
 
-    checks = run_checks(Settings.from_env())
+    Exits 1 when something local jobs need is missing; with --strict, also when
+    something a SLURM cluster on containers needs is missing.
+    """
+    from hpcbox.engine.doctor import exit_status, run_checks
+
+    checks = run_checks(Settings.from_env(), containers=containers)
     if as_json:
         print_json([check.to_json() for check in checks])
     else:
         for check in checks:
-            mark = "[green]ok[/]  " if check.ok else "[red]no[/]  "
-            console.print(f"{mark} [bold]{check.name}[/]: {check.detail}")
-            if not check.ok and check.hint:
-                console.print(f"      [yellow]→ {check.hint}[/]")
-    if not all(check.ok for check in checks if check.required):
-        raise typer.Exit(1)
+            mark = "[green]ok[/]" if check.ok else "[red]no[/]"
+            pillars = ",".join(check.pillars) + (", optional" if check.optional else "")
+            console.print(
+                f"{mark}  [bold]{escape(check.name)}[/] [dim]({escape(pillars)})[/]: "
+                f"{escape(check.detail)}",
+                highlight=False,
+                soft_wrap=True,
+            )
+            if not check.ok and check.fix:
+                console.print(
+                    f"    [yellow]fix: {escape(check.fix)}[/]", highlight=False, soft_wrap=True
+                )
+        missing = [check.name for check in checks if check.main_job and not check.ok]
+        verdict = (
+            "[green]ready[/]"
+            if not missing
+            else "[red]not ready[/] (" + escape(", ".join(missing)) + ")"
+        )
+        console.print(
+            f"a SLURM cluster on containers with MPI: {verdict}", highlight=False, soft_wrap=True
+        )
+    code = exit_status(checks, strict=strict)
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command("agent", hidden=True)

@@ -1,35 +1,589 @@
-"""``hpcbox doctor``: what this machine can and cannot run, and what to install."""
+"""``hpcbox doctor``: what this machine can run, checked for real, and the fix for each "no".
+
+Each :class:`Check` names the pillars that need what it checks (``clusters``,
+``jobs``, ``judge``). ``hpcbox doctor`` exits 1 when something local jobs need
+fails (:attr:`Check.required`); ``--strict`` also when something the README's
+main job needs fails (:attr:`Check.main_job`: a SLURM cluster with MPI on
+containers).
+
+The container checks run real containers through hpcbox's runtime adapter
+(:class:`~hpcbox.runtimes.Runtime`), the way a cluster's nodes run: two
+containers started with an init (``ContainerSpec.init``) on a network of their
+own; PID 1 must be the init, one must resolve the other by name through the
+engine's DNS, and a stop must be prompt (the init passes SIGTERM on). They take
+a few seconds, and remove their containers and network whatever happens
+(containers left by a doctor that was killed are removed by the next one).
+
+Which image: no registry may be reachable, so nothing is pulled. The checks use
+the first local image of hpcbox's node base image (this version's, then
+``:latest``) and the Debian image it is built from (pulled
+``debian:bookworm`` or the bootstrapped ``hpcbox/debian:bookworm``); each has
+``sleep``, ``cat`` and ``getent``. A throw-away image made from host binaries
+was not chosen: what a host has (busybox, static binaries, their libraries)
+differs between machines, and DNS lookups need the C library's resolver. When
+no image is present the checks do not pass: they say ``hpcbox images build
+--role base`` (a Debian bootstrap, about a minute), after reporting what can be
+known without a container (Podman's network backend and DNS helper, its init
+binary). ``hpcbox cluster up`` builds the base image first, so its preflight
+(:func:`preflight_checks`) always runs for real.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import secrets
 import shutil
-from collections.abc import Callable
-from dataclasses import dataclass
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Literal
 
 from hpcbox.core.errors import HpcboxError
 from hpcbox.core.settings import Settings
+from hpcbox.runtimes import ContainerSpec, EngineRuntime, PodmanService, Runtime, podman_env
 
-__all__ = ["Check", "run_checks"]
+__all__ = [
+    "DNS_CHECK",
+    "INIT_CHECK",
+    "Check",
+    "PodmanFacts",
+    "cgroup_check",
+    "dns_fix",
+    "exit_status",
+    "find_probe_image",
+    "init_fix",
+    "podman_facts",
+    "preflight_checks",
+    "preflight_message",
+    "probe_containers",
+    "run_checks",
+    "start_fix",
+    "static_checks",
+    "static_problems",
+    "userns_fix",
+]
+
+Pillar = Literal["clusters", "jobs", "judge"]
+ALL_PILLARS: tuple[Pillar, ...] = ("clusters", "jobs", "judge")
+
+ENGINE_CHECK = "container engine"
+INIT_CHECK = "container init"
+DNS_CHECK = "container DNS"
+
+#: The uid the judge's sandbox runs as on the host (UntrustedSandbox's ``host_uid``).
+SANDBOX_HOST_UID = 65534
+#: Where Podman looks for its helpers (netavark, aardvark-dns, catatonit).
+PODMAN_HELPER_DIRS = (
+    "/usr/local/libexec/podman",
+    "/usr/local/lib/podman",
+    "/usr/libexec/podman",
+    "/usr/lib/podman",
+)
+#: Podman's init for ``--init`` (containers.conf ``init_path``, default).
+PODMAN_INIT = "/usr/libexec/podman/catatonit"
+CNI_PLUGIN_DIRS = ("/usr/lib/cni", "/opt/cni/bin", "/usr/libexec/cni", "/usr/local/lib/cni")
+BUILD_BASE_FIX = "hpcbox images build --role base"
+
+#: Labels of the doctor's containers: stale ones (their process gone) are removed.
+PROBE_LABEL = "io.hpcbox.doctor"
+_PROBE_PID = "io.hpcbox.doctor.pid"
+_PROBE_HOST = "io.hpcbox.doctor.host"
+_PROBE_NETWORK = "io.hpcbox.doctor.network"
+#: A stop slower than this means the init did not pass SIGTERM on.
+_PROMPT_STOP = 3.0
 
 
 @dataclass(frozen=True)
 class Check:
+    """One thing checked: ``ok``, what was found (``detail``) and, if not ok, ``fix``."""
+
     name: str
     ok: bool
     detail: str
-    hint: str = ""
-    #: Local jobs cannot run without it (others only limit optional features).
-    required: bool = True
+    fix: str = ""
+    #: The pillars that need what this checks.
+    pillars: tuple[Pillar, ...] = ()
+    #: It only limits optional features of those pillars.
+    optional: bool = False
+    #: How long the check took.
+    seconds: float | None = None
+
+    @property
+    def required(self) -> bool:
+        """Local jobs cannot run without it: ``hpcbox doctor`` exits 1 when it fails."""
+        return "jobs" in self.pillars and not self.optional
+
+    @property
+    def main_job(self) -> bool:
+        """A SLURM cluster on containers needs it: ``--strict`` exits 1 when it fails."""
+        return "clusters" in self.pillars and not self.optional
 
     def to_json(self) -> dict[str, object]:
         return {
             "name": self.name,
             "ok": self.ok,
             "detail": self.detail,
-            "hint": self.hint,
+            "fix": self.fix,
+            "pillars": list(self.pillars),
             "required": self.required,
+            "main_job": self.main_job,
+            "optional": self.optional,
+            "seconds": None if self.seconds is None else round(self.seconds, 3),
         }
+
+
+def exit_status(checks: Sequence[Check], *, strict: bool) -> int:
+    """1 when a required check failed, or with ``strict`` one the main job needs; else 0."""
+    failed = [check for check in checks if not check.ok]
+    if any(check.required for check in failed):
+        return 1
+    if strict and any(check.main_job for check in failed):
+        return 1
+    return 0
+
+
+# -- what can be known about Podman without a container --------------------------
+
+
+@dataclass(frozen=True)
+class PodmanFacts:
+    """A local Podman's set-up, as far as it matters to the container checks."""
+
+    #: ``netavark`` or ``cni`` (``podman info``), None when podman did not say.
+    network_backend: str | None
+    aardvark_dns: bool
+    #: CNI's dnsname plugin, which gives CNI networks DNS.
+    dnsname_plugin: bool
+    init_binary: bool
+    #: netavark runs iptables to set up bridge networks (Debian's netavark does not
+    #: depend on it): without it no container starts on a network.
+    iptables: bool = True
+    #: hpcbox's own Podman service's pid file, when that service is the engine.
+    own_service_pid_file: Path | None = None
+
+
+def _helper_exists(name: str, dirs: Sequence[str]) -> bool:
+    return shutil.which(name) is not None or any(os.path.exists(f"{d}/{name}") for d in dirs)
+
+
+def podman_facts(runtime: Runtime) -> PodmanFacts | None:
+    """The facts for a local Podman engine (None for Docker, a remote or a fake engine).
+
+    Asks ``podman info`` with the environment the engine was started with
+    (hpcbox's own service has a containers.conf of its own); under a second.
+    """
+    if runtime.name != "podman" or not isinstance(runtime, EngineRuntime):
+        return None
+    if not runtime.url.startswith("unix://"):
+        return None
+    podman = shutil.which("podman")
+    if podman is None:
+        return None
+    conf = runtime.containers_conf
+    env = podman_env(conf, os.environ) if conf is not None else dict(os.environ)
+    backend: str | None = None
+    with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+        done = subprocess.run(
+            [podman, "info", "--format", "{{.Host.NetworkBackend}}"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        if done.returncode == 0:
+            backend = done.stdout.strip() or None
+    return PodmanFacts(
+        network_backend=backend,
+        aardvark_dns=_helper_exists("aardvark-dns", PODMAN_HELPER_DIRS),
+        dnsname_plugin=any(os.path.exists(f"{d}/dnsname") for d in CNI_PLUGIN_DIRS),
+        init_binary=os.path.exists(PODMAN_INIT) or _helper_exists("catatonit", PODMAN_HELPER_DIRS),
+        iptables=_helper_exists("iptables", ("/usr/sbin", "/sbin")),
+        own_service_pid_file=conf.parent / "podman.pid" if conf is not None else None,
+    )
+
+
+def _restart_podman(facts: PodmanFacts) -> str:
+    if facts.own_service_pid_file is not None:
+        return (
+            f"stop hpcbox's Podman service so that the next command starts it afresh: "
+            f"kill $(cat {facts.own_service_pid_file})"
+        )
+    return "restart the Podman service (systemctl restart podman.socket podman.service)"
+
+
+def dns_fix(engine: str, facts: PodmanFacts | None) -> str:
+    """The fix for containers that do not resolve each other by name."""
+    if engine != "podman":
+        return (
+            "Docker's embedded DNS serves user-defined bridge networks: check the daemon's "
+            "network settings (daemon.json dns, iptables) and restart it (systemctl restart docker)"
+        )
+    if facts is None:
+        return (
+            "install netavark and aardvark-dns (apt-get install netavark aardvark-dns) and make "
+            'Podman use them: network_backend = "netavark" in the [network] table of '
+            "containers.conf, then restart the Podman service"
+        )
+    if facts.network_backend == "cni":
+        conf = (
+            ""
+            if facts.own_service_pid_file is not None
+            else 'set network_backend = "netavark" in the [network] table of '
+            "/etc/containers/containers.conf (Podman keeps the backend it first chose); "
+        )
+        return (
+            "Podman uses its CNI network backend, whose networks have no DNS: "
+            f"apt-get install netavark aardvark-dns; {conf}{_restart_podman(facts)}"
+        )
+    if facts.network_backend == "netavark" and not facts.iptables:
+        return _IPTABLES_FIX
+    if not facts.aardvark_dns:
+        return f"apt-get install aardvark-dns (netavark's DNS server); {_restart_podman(facts)}"
+    return (
+        "aardvark-dns is installed but did not answer: look for aardvark-dns errors in the "
+        f"Podman service's log, and {_restart_podman(facts)}"
+    )
+
+
+_IPTABLES_FIX = "apt-get install iptables (netavark runs it to set up bridge networks)"
+
+
+def start_fix(engine: str, facts: PodmanFacts | None, error: str) -> str:
+    """The fix when no container starts at all (with or without an init), from the
+    engine's ``error`` and what is known about the engine."""
+    if (
+        engine == "podman"
+        and facts is not None
+        and facts.network_backend == "netavark"
+        and not facts.iptables
+    ):
+        return _IPTABLES_FIX
+    lowered = error.lower()
+    if "catatonit" in lowered or "container-init" in lowered:
+        return init_fix(engine, facts)
+    if "oci runtime" in lowered or "runc" in lowered or "crun" in lowered:
+        return "apt-get install runc (the OCI runtime hpcbox's Podman service selects)"
+    return "the engine's error above says what is missing; then hpcbox doctor again"
+
+
+def init_fix(engine: str, facts: PodmanFacts | None) -> str:
+    """The fix for containers that cannot start with an init."""
+    if engine != "podman":
+        return "install Docker's init (docker-init, from tini): apt-get install tini"
+    if facts is not None and facts.init_binary:
+        return (
+            f"Podman has {PODMAN_INIT} but the container did not start with it: check "
+            "init_path in containers.conf, or reinstall it: apt-get install --reinstall catatonit"
+        )
+    return f"apt-get install catatonit (Podman's --init runs {PODMAN_INIT})"
+
+
+def static_problems(engine: str, facts: PodmanFacts | None) -> dict[str, str]:
+    """What is certainly broken, known without running a container: check name -> detail.
+
+    Only conclusive findings: a CNI backend without the dnsname plugin, netavark
+    without iptables or aardvark-dns, no init binary at Podman's default path.
+    """
+    if engine != "podman" or facts is None:
+        return {}
+    problems: dict[str, str] = {}
+    if facts.network_backend == "cni" and not facts.dnsname_plugin:
+        problems[DNS_CHECK] = (
+            "Podman uses its CNI network backend without the dnsname plugin: containers "
+            "cannot resolve each other by name"
+        )
+    elif facts.network_backend == "netavark" and not facts.iptables:
+        problems[DNS_CHECK] = (
+            "Podman's network backend netavark needs iptables, which is not installed: "
+            "no container can join a network"
+        )
+    elif facts.network_backend == "netavark" and not facts.aardvark_dns:
+        problems[DNS_CHECK] = "Podman uses netavark but aardvark-dns (its DNS) is not installed"
+    if not facts.init_binary:
+        problems[INIT_CHECK] = f"{PODMAN_INIT} (catatonit) is missing: containers cannot use --init"
+    return problems
+
+
+def static_checks(engine: str, facts: PodmanFacts | None) -> list[Check]:
+    """The failed checks known without running a container (:func:`static_problems`),
+    each with its fix; empty when nothing is certainly wrong."""
+    problems = static_problems(engine, facts)
+    fixes = {INIT_CHECK: init_fix, DNS_CHECK: dns_fix}
+    return [
+        _clusters_check(name, False, problems[name], fix(engine, facts))
+        for name, fix in fixes.items()
+        if name in problems
+    ]
+
+
+# -- the container checks ---------------------------------------------------------
+
+
+def find_probe_image(runtime: Runtime) -> str | None:
+    """The first local image to run the container checks with, or None."""
+    from hpcbox.images import image_tag, latest_tag
+    from hpcbox.images.debian import BOOTSTRAPPED_IMAGE, UPSTREAM_IMAGE
+
+    for tag in (image_tag("base"), latest_tag("base"), UPSTREAM_IMAGE, BOOTSTRAPPED_IMAGE):
+        if runtime.image_exists(tag):
+            return tag
+    return None
+
+
+def _clusters_check(name: str, ok: bool, detail: str, fix: str = "") -> Check:
+    return Check(name, ok, detail, "" if ok else fix, pillars=("clusters",))
+
+
+class _Probe:
+    """Two containers on a network of their own, removed again in :meth:`close`."""
+
+    def __init__(self, runtime: Runtime, image: str) -> None:
+        self.rt = runtime
+        self.image = image
+        token = secrets.token_hex(4)
+        self.network = f"hpcbox-doctor-{token}"
+        self.names = (f"{self.network}-a", f"{self.network}-b")
+        self.labels = {
+            PROBE_LABEL: "1",
+            _PROBE_PID: str(os.getpid()),
+            _PROBE_HOST: socket.gethostname(),
+            _PROBE_NETWORK: self.network,
+        }
+        self.cleanup_errors: list[str] = []
+
+    def start(self, name: str, *, init: bool) -> None:
+        self.rt.create(
+            ContainerSpec(
+                name=name,
+                image=self.image,
+                hostname=name,
+                network=self.network,
+                command=("sleep", "infinity"),
+                labels=self.labels,
+                init=init,
+            )
+        )
+        self.rt.start(name)
+
+    def close(self) -> None:
+        for name in self.names:
+            try:
+                self.rt.remove(name, force=True)
+            except HpcboxError as exc:
+                self.cleanup_errors.append(str(exc))
+        try:
+            self.rt.remove_network(self.network)
+        except HpcboxError as exc:
+            self.cleanup_errors.append(str(exc))
+
+
+def _reap_stale_probes(runtime: Runtime) -> None:
+    """Remove containers (and networks) of doctors on this machine whose process is gone."""
+    from hpcbox.runtimes.probe import pid_alive
+
+    host = socket.gethostname()
+    networks: set[str] = set()
+    for info in runtime.list(labels={PROBE_LABEL: "1"}):
+        pid = info.labels.get(_PROBE_PID, "")
+        if info.labels.get(_PROBE_HOST) != host or not pid.isdigit() or pid_alive(int(pid)):
+            continue
+        runtime.remove(info.name, force=True)
+        networks.add(info.labels.get(_PROBE_NETWORK, ""))
+    for network in sorted(networks - {""}):
+        with contextlib.suppress(HpcboxError):
+            runtime.remove_network(network)
+
+
+def _resolves(runtime: Runtime, client: str, name: str, *, timeout: float) -> tuple[bool, str]:
+    """Whether ``client`` resolves ``name`` within ``timeout`` seconds (the engine's DNS
+    may answer for a container only a moment after it started), and the last answer."""
+    deadline = time.monotonic() + timeout
+    said = ""
+    while True:
+        left = max(1, min(3, int(deadline - time.monotonic())))
+        argv = ["timeout", str(left), "getent", "hosts", name]
+        try:
+            result = runtime.exec(client, argv, timeout=left + 5)
+        except HpcboxError as exc:
+            said = str(exc)
+        else:
+            if result.exit_code == 0 and result.stdout.strip():
+                return True, result.stdout.decode(errors="replace").split()[0]
+            said = f"getent hosts {name} exited {result.exit_code}"
+            if result.stderr.strip():
+                said += f": {result.stderr.decode(errors='replace').strip()[-300:]}"
+        if time.monotonic() >= deadline:
+            return False, said
+        time.sleep(0.25)
+
+
+def probe_containers(
+    runtime: Runtime,
+    image: str,
+    *,
+    facts: Callable[[], PodmanFacts | None] = lambda: None,
+    dns_timeout: float = 10.0,
+) -> tuple[Check, Check]:
+    """Run the init and DNS checks for real with ``image``; return (init, dns).
+
+    Never raises for what the engine does: a failure is a check that is not ok.
+    ``facts`` is asked only when something fails, to choose the fix.
+    """
+    engine = runtime.name
+    probe = _Probe(runtime, image)
+    a, b = probe.names
+    init_error: str | None = None
+    try:
+        with contextlib.suppress(HpcboxError):
+            _reap_stale_probes(runtime)
+        runtime.ensure_network(probe.network, labels=probe.labels)
+        try:
+            probe.start(a, init=True)
+        except HpcboxError as exc:
+            runtime.remove(a, force=True)
+            # Only an init failure if the same container starts without one.
+            probe.start(a, init=False)
+            init_error = f"a container does not start with an init: {exc}"
+        else:
+            pid1 = runtime.exec(a, ["cat", "/proc/1/cmdline"], timeout=20)
+            argv0 = pid1.stdout.split(b"\0")[0].decode(errors="replace")
+            if pid1.exit_code != 0 or os.path.basename(argv0) in ("", "sleep"):
+                init_error = f"PID 1 of a container started with an init is {argv0!r}"
+        probe.start(b, init=init_error is None)
+        resolved, answer = _resolves(runtime, a, b, timeout=dns_timeout)
+        if init_error is None:
+            started = time.monotonic()
+            runtime.stop(b, timeout=_PROMPT_STOP + 2)
+            took = time.monotonic() - started
+            if took > _PROMPT_STOP:
+                init_error = (
+                    f"a stop took {took:.1f} s: the init did not pass SIGTERM on to the command"
+                )
+    except HpcboxError as exc:
+        # The engine cannot run a container at all (or lost one mid-way).
+        detail = f"no container runs from {image}: {exc}"
+        fix = start_fix(engine, facts(), str(exc))
+        return (
+            _clusters_check(INIT_CHECK, False, detail, fix),
+            _clusters_check(DNS_CHECK, False, detail, fix),
+        )
+    finally:
+        probe.close()
+    cleanup = (
+        f" (cleanup failed: {'; '.join(probe.cleanup_errors)})" if probe.cleanup_errors else ""
+    )
+    init = (
+        _clusters_check(INIT_CHECK, False, init_error + cleanup, init_fix(engine, facts()))
+        if init_error is not None
+        else _clusters_check(
+            INIT_CHECK, True, f"PID 1 is {engine}'s init, and a stop is prompt{cleanup}"
+        )
+    )
+    dns = (
+        _clusters_check(DNS_CHECK, True, f"one container resolved another by name ({answer})")
+        if resolved
+        else _clusters_check(
+            DNS_CHECK,
+            False,
+            f"containers on one network do not resolve each other by name ({answer}){cleanup}",
+            dns_fix(engine, facts()),
+        )
+    )
+    return init, dns
+
+
+def preflight_checks(
+    runtime: Runtime, *, image: str | None = None, dns_timeout: float = 10.0
+) -> list[Check]:
+    """The container checks (init, DNS) on ``runtime``: for real with ``image`` (default:
+    :func:`find_probe_image`); without any image, what is known without a container
+    and the command that gets one."""
+    known: list[PodmanFacts | None] = []
+
+    def facts() -> PodmanFacts | None:
+        if not known:
+            known.append(podman_facts(runtime))
+        return known[0]
+
+    started = time.monotonic()
+    try:
+        image = image or find_probe_image(runtime)
+    except HpcboxError as exc:
+        return [
+            _clusters_check(name, False, f"cannot list images: {exc}", "check the engine")
+            for name in (INIT_CHECK, DNS_CHECK)
+        ]
+    if image is None:
+        known_bad = {check.name: check for check in static_checks(runtime.name, facts())}
+        checks = [
+            known_bad.get(name)
+            or _clusters_check(
+                name,
+                False,
+                "not run: no local image to start a container from (none is pulled)",
+                f"{BUILD_BASE_FIX} (bootstraps Debian, about a minute), then hpcbox doctor again",
+            )
+            for name in (INIT_CHECK, DNS_CHECK)
+        ]
+        return [replace(check, seconds=time.monotonic() - started) for check in checks]
+    init, dns = probe_containers(runtime, image, facts=facts, dns_timeout=dns_timeout)
+    took = time.monotonic() - started
+    return [replace(init, seconds=took), replace(dns, seconds=took)]
+
+
+def preflight_message(failed: Sequence[Check]) -> str:
+    """One line naming each failed check with its fix (for ``cluster up``)."""
+    parts = [f"{check.name}: {check.detail}; fix: {check.fix}" for check in failed]
+    return (
+        "this machine cannot run a cluster yet: "
+        + " | ".join(parts)
+        + " (`hpcbox doctor` checks everything)"
+    )
+
+
+def _container_checks(settings: Settings, *, dns_timeout: float) -> list[Check]:
+    """Engine, init and DNS; stops hpcbox's Podman service again if it started it."""
+    from hpcbox.runtimes import connect_runtime
+
+    state_dir = settings.home / "runtime"
+    service = PodmanService(state_dir)
+    was_running = service.running_pid() is not None
+    started = time.monotonic()
+    runtime: Runtime | None = None
+    try:
+        runtime = connect_runtime("auto", state_dir=state_dir)
+        runtime.ping()
+    except HpcboxError as exc:
+        fix = str(exc).split("; ", 1)[-1] if "install" in str(exc) else "start the engine"
+        took = time.monotonic() - started
+        return [
+            replace(_clusters_check(ENGINE_CHECK, False, str(exc), fix), seconds=took),
+            _clusters_check(INIT_CHECK, False, "not run: no container engine", fix),
+            _clusters_check(DNS_CHECK, False, "not run: no container engine", fix),
+        ]
+    try:
+        where = runtime.url if isinstance(runtime, EngineRuntime) else runtime.name
+        own = isinstance(runtime, EngineRuntime) and runtime.containers_conf is not None
+        detail = f"{runtime.name} at {where}" + (" (hpcbox's own Podman service)" if own else "")
+        engine = replace(
+            _clusters_check(ENGINE_CHECK, True, detail), seconds=time.monotonic() - started
+        )
+        return [engine, *preflight_checks(runtime, dns_timeout=dns_timeout)]
+    finally:
+        if isinstance(runtime, EngineRuntime):
+            runtime.close()
+            # Leave the machine as found: a service this doctor started is stopped.
+            if runtime.containers_conf is not None and not was_running:
+                with contextlib.suppress(HpcboxError, OSError):
+                    service.stop()
+
+
+# -- the other checks ---------------------------------------------------------------
 
 
 def _store(settings: Settings) -> Check:
@@ -40,15 +594,42 @@ def _store(settings: Settings) -> Check:
     try:
         open_engine(settings).dispose()
     except HpcboxError as exc:
-        return Check("state store", False, f"{shown}: {exc}", "check HPCBOX_DATABASE_URL")
-    return Check("state store", True, shown)
+        return Check(
+            "state store",
+            False,
+            f"{shown}: {exc}",
+            "check HPCBOX_DATABASE_URL",
+            pillars=ALL_PILLARS,
+        )
+    return Check("state store", True, shown, pillars=ALL_PILLARS)
 
 
 def _bubblewrap(_settings: Settings) -> Check:
+    pillars: tuple[Pillar, ...] = ("jobs", "judge")
     path = shutil.which("bwrap")
     if path is None:
-        return Check("bubblewrap", False, "bwrap not found", "apt-get install bubblewrap")
-    return Check("bubblewrap", True, path)
+        return Check(
+            "bubblewrap", False, "bwrap not found", "apt-get install bubblewrap", pillars=pillars
+        )
+    argv = [path, "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev"]
+    argv += ["--unshare-pid", "--unshare-ipc", "--unshare-net", "--unshare-uts"]
+    argv += ["--new-session", "--die-with-parent", "true"]
+    try:
+        done = subprocess.run(argv, capture_output=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return Check("bubblewrap", False, f"{path} does not run: {exc}", "", pillars=pillars)
+    if done.returncode != 0:
+        said = done.stderr.decode(errors="replace").strip()[-300:]
+        fix = (
+            "run hpcbox on the host or in a privileged container (a seccomp profile that "
+            "refuses unshare/mount stops bwrap)"
+            if os.geteuid() == 0
+            else userns_fix(_read_sysctls())
+        )
+        return Check("bubblewrap", False, f"a sandbox does not start: {said}", fix, pillars=pillars)
+    return Check(
+        "bubblewrap", True, f"{path}: a sandbox with its own namespaces ran", pillars=pillars
+    )
 
 
 def _sandbox(_settings: Settings) -> Check:
@@ -63,8 +644,191 @@ def _sandbox(_settings: Settings) -> Check:
             False,
             str(exc),
             "run as root, or with a delegated cgroup (systemd-run --user --scope -p Delegate=yes)",
+            pillars=("jobs",),
         )
-    return Check("sandbox (cgroups)", True, sandbox.describe())
+    return Check("sandbox (cgroups)", True, sandbox.describe(), pillars=("jobs",))
+
+
+def _run_as(argv: list[str], uid: int | None) -> subprocess.CompletedProcess[bytes]:
+    """Run ``argv`` (as ``uid`` and its same-numbered group, no other groups, when given)."""
+    if uid is None:
+        return subprocess.run(argv, capture_output=True, timeout=30, check=False, cwd="/")
+    return subprocess.run(
+        argv,
+        user=uid,
+        group=uid,
+        extra_groups=[],
+        capture_output=True,
+        timeout=30,
+        check=False,
+        cwd="/",
+    )
+
+
+_SYSCTLS = (
+    "kernel/unprivileged_userns_clone",
+    "user/max_user_namespaces",
+    "kernel/apparmor_restrict_unprivileged_userns",
+)
+
+
+def _read_sysctls() -> dict[str, str]:
+    values = {}
+    for key in _SYSCTLS:
+        with contextlib.suppress(OSError):
+            values[key] = Path("/proc/sys", key).read_text().strip()
+    return values
+
+
+def userns_fix(sysctls: Mapping[str, str]) -> str:
+    """The fix for an unprivileged user that cannot create a user namespace, given the
+    values of the sysctls that gate it (``kernel/unprivileged_userns_clone``...)."""
+    for key, wanted in (
+        ("kernel/unprivileged_userns_clone", "1"),
+        ("user/max_user_namespaces", "15000"),
+        ("kernel/apparmor_restrict_unprivileged_userns", "0"),
+    ):
+        value = sysctls.get(key)
+        blocked = value == "0" if wanted != "0" else value not in (None, "0")
+        if blocked:
+            name = key.replace("/", ".")
+            return (
+                f"sysctl -w {name}={wanted}, and keep it across reboots: "
+                f"echo {name}={wanted} > /etc/sysctl.d/90-hpcbox.conf"
+            )
+    return (
+        "allow unprivileged user namespaces (kernel.unprivileged_userns_clone=1, "
+        "user.max_user_namespaces > 0); inside a container, run it privileged"
+    )
+
+
+def _user_namespaces(_settings: Settings) -> Check:
+    root = os.geteuid() == 0
+    # The judge's sandbox creates one as an unprivileged uid; rootless Podman and
+    # a non-root sandbox for local jobs need one for the user itself.
+    pillars: tuple[Pillar, ...] = ("judge",) if root else ALL_PILLARS
+    who = f"uid {SANDBOX_HOST_UID}" if root else f"uid {os.geteuid()}"
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        return Check(
+            "user namespaces",
+            False,
+            "unshare not found",
+            "apt-get install util-linux",
+            pillars=pillars,
+        )
+    try:
+        done = _run_as([unshare, "--user", "true"], SANDBOX_HOST_UID if root else None)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return Check("user namespaces", False, f"{who}: {exc}", "", pillars=pillars)
+    if done.returncode != 0:
+        said = done.stderr.decode(errors="replace").strip()[-300:]
+        return Check(
+            "user namespaces",
+            False,
+            f"{who} cannot create a user namespace: {said}",
+            userns_fix(_read_sysctls()),
+            pillars=pillars,
+        )
+    return Check("user namespaces", True, f"{who} created a user namespace", pillars=pillars)
+
+
+def _controllers(mountinfo: str, read: Callable[[str], str | None]) -> tuple[str, set[str]]:
+    """The cgroup version in use at /sys/fs/cgroup and the controllers it offers."""
+    from hpcbox.sandbox.cgroup.detect import parse_mountinfo
+
+    root = "/sys/fs/cgroup"
+    mounts = parse_mountinfo(mountinfo)
+    if any(m.fstype == "cgroup2" and m.mount_point == root for m in mounts):
+        return "v2", set((read(f"{root}/cgroup.controllers") or "").split())
+    found = {opt for m in mounts if m.fstype == "cgroup" for opt in m.super_options}
+    hybrid = any(m.fstype == "cgroup2" for m in mounts)
+    return ("v1 (hybrid)" if hybrid else "v1"), found & {"cpu", "cpuacct", "memory", "pids"}
+
+
+def cgroup_check(mountinfo: str, read: Callable[[str], str | None]) -> Check:
+    """Whether the memory, cpu and pids controllers are there (cgroup v1 or v2).
+
+    Clusters need memory and cpu (the workers' limits); jobs and the judge all three.
+    """
+    version, found = _controllers(mountinfo, read)
+    wanted = ("memory", "cpu", "pids")
+    missing = [c for c in wanted if c not in found]
+    if not missing:
+        return Check(
+            "cgroup controllers",
+            True,
+            f"cgroup {version}: {', '.join(wanted)}",
+            pillars=ALL_PILLARS,
+        )
+    pillars: tuple[Pillar, ...] = (
+        ALL_PILLARS if {"memory", "cpu"} & set(missing) else ("jobs", "judge")
+    )
+    if version == "v2":
+        flags = " ".join(f"cgroup_enable={c}" for c in missing)
+        fix = (
+            f"the kernel offers no {', '.join(missing)} controller: add {flags} to the kernel "
+            "command line (GRUB_CMDLINE_LINUX in /etc/default/grub), update-grub, reboot"
+        )
+    else:
+        fix = " && ".join(
+            f"mkdir -p /sys/fs/cgroup/{c} && mount -t cgroup -o {c} cgroup /sys/fs/cgroup/{c}"
+            for c in missing
+        )
+    return Check(
+        "cgroup controllers",
+        False,
+        f"cgroup {version} lacks {', '.join(missing)}",
+        fix,
+        pillars=pillars,
+    )
+
+
+def _cgroups(_settings: Settings) -> Check:
+    def read(path: str) -> str | None:
+        try:
+            return Path(path).read_text()
+        except OSError:
+            return None
+
+    return cgroup_check(read("/proc/self/mountinfo") or "", read)
+
+
+def _judge_rootfs(settings: Settings) -> Check:
+    from hpcbox.judge.languages import load_registry
+    from hpcbox.judge.rootfs import check_cache_dir, is_built, rootfs_path
+    from hpcbox.judge.service import judge_cache_dir
+
+    pillars: tuple[Pillar, ...] = ("judge",)
+    cache = judge_cache_dir(settings)
+    packages = [lang.package for lang in load_registry().values() if lang.package]
+    path = rootfs_path(cache, packages)
+    if not is_built(path):
+        return Check(
+            "judge root filesystem",
+            False,
+            f"not built ({path})",
+            "hpcbox judge setup (debootstrap as root, a few minutes)",
+            pillars=pillars,
+        )
+    try:
+        check_cache_dir(cache)
+    except HpcboxError as exc:
+        return Check("judge root filesystem", False, str(exc), "", pillars=pillars)
+    if os.geteuid() == 0:
+        # The sandbox runs as an unprivileged uid: it must reach the root filesystem.
+        probe = path / "usr" / "bin" / "python3"
+        done = _run_as(["test", "-x", str(probe)], SANDBOX_HOST_UID)
+        if done.returncode != 0:
+            return Check(
+                "judge root filesystem",
+                False,
+                f"built at {path}, but the sandbox's uid {SANDBOX_HOST_UID} cannot reach it",
+                "set HPCBOX_JUDGE_CACHE to a directory every user can traverse "
+                "(e.g. /var/cache/hpcbox/judge) and run hpcbox judge setup",
+                pillars=pillars,
+            )
+    return Check("judge root filesystem", True, f"ready at {path}", pillars=pillars)
 
 
 def _tool(name: str, package: str, purpose: str) -> Callable[[Settings], Check]:
@@ -72,50 +836,48 @@ def _tool(name: str, package: str, purpose: str) -> Callable[[Settings], Check]:
         path = shutil.which(name)
         if path is None:
             return Check(
-                name, False, f"not found ({purpose})", f"apt-get install {package}", required=False
+                name,
+                False,
+                f"not found ({purpose})",
+                f"apt-get install {package}",
+                pillars=("jobs",),
+                optional=True,
             )
-        return Check(name, True, f"{path} ({purpose})", required=False)
+        return Check(name, True, f"{path} ({purpose})", pillars=("jobs",), optional=True)
 
+    check.__name__ = f"_{name}"
     return check
-
-
-def _container_engine(_settings: Settings) -> Check:
-    sockets = ["/var/run/docker.sock", "/run/podman/podman.sock"]
-    found = [s for s in sockets if os.path.exists(s)]
-    if found:
-        return Check("container engine", True, ", ".join(found), required=False)
-    if shutil.which("podman"):
-        return Check(
-            "container engine",
-            True,
-            "podman installed (API service started on demand)",
-            required=False,
-        )
-    return Check(
-        "container engine",
-        False,
-        "neither Docker nor Podman (needed for clusters)",
-        "apt-get install podman runc",
-        required=False,
-    )
 
 
 _CHECKS: list[Callable[[Settings], Check]] = [
     _store,
     _bubblewrap,
     _sandbox,
-    _container_engine,
-    _tool("sbatch", "slurm-client", "SLURM client, optional"),
-    _tool("mpirun", "openmpi-bin", "MPI, optional"),
+    _user_namespaces,
+    _cgroups,
+    _judge_rootfs,
+    _tool("sbatch", "slurm-client", "SLURM client, for local SLURM targets"),
+    _tool("mpirun", "openmpi-bin", "MPI in local jobs"),
 ]
 
 
-def run_checks(settings: Settings) -> list[Check]:
-    """Run every check; none raises."""
-    results = []
+def run_checks(
+    settings: Settings, *, containers: bool = True, dns_timeout: float = 10.0
+) -> list[Check]:
+    """Run every check (with ``containers``, the container checks too); none raises."""
+    results: list[Check] = []
     for check in _CHECKS:
+        started = time.monotonic()
         try:
-            results.append(check(settings))
+            result = check(settings)
         except Exception as exc:  # a check must report, never crash the doctor
-            results.append(Check(check.__name__.strip("_"), False, f"check failed: {exc}"))
+            result = Check(check.__name__.strip("_"), False, f"check failed: {exc}")
+        results.append(replace(result, seconds=time.monotonic() - started))
+    if containers:
+        try:
+            results.extend(_container_checks(settings, dns_timeout=dns_timeout))
+        except Exception as exc:  # reported as a failed check, never a crash
+            results.append(
+                _clusters_check(ENGINE_CHECK, False, f"check failed: {exc}", "see the error")
+            )
     return results
