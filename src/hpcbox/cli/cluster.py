@@ -116,12 +116,23 @@ def up(
         typer.Option("--user", help="Add a user NAME:PASSWORD (hashed at once); repeatable."),
     ] = None,
     host_ca: HostCaOpt = None,
+    replace: Annotated[
+        bool,
+        typer.Option(
+            "--replace", help="Take down a running cluster of that name first (homes kept)."
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Bring a cluster up (building missing images first) and wait until it is idle."""
+    """Bring a cluster up (building missing images first) and wait until it is idle.
+
+    Checks the container engine first (as `hpcbox doctor` does) and stops within
+    seconds, with the fix, when it cannot run a cluster. A cluster of that name
+    whose earlier up failed or was interrupted is cleaned up and brought up again.
+    """
     spec = _spec_from_options(spec_file, name, workers, mpi, accounting, kind, user)
     manager = _manager(host_ca)
-    manager.up(spec)
+    manager.up(spec, replace=replace)
     status = manager.status(spec.name)
     if as_json:
         print_json(status.to_json())

@@ -9,16 +9,28 @@ brought up and scaled by :mod:`.jupyter`. Secrets are
 handed to nodes as files at container creation (see :mod:`.keys`); the
 configuration comes from the pure renderers in :mod:`hpcbox.render`.
 
+Before anything is created, ``up`` runs the container preflight of
+``hpcbox doctor`` (a container starts with an init; two containers on one
+network resolve each other by name) and fails within seconds with the fix.
+
 A failing step raises :class:`ClusterError` naming the component, with the tail
-of its log, and the cluster is recorded as FAILED (``down`` cleans it up).
+of its log, and the cluster is recorded as FAILED; so is an up interrupted by
+Ctrl-C. Its containers are left for inspection: ``down`` removes them, and so
+does the next ``up`` of that name, which then tries again. A process that
+brings a cluster up (or scales it) holds a lock file of that cluster under the
+state dir, so an up left CREATING by a process that is gone (killed, machine
+restarted) is told from one still running, and retried too. The lock is per
+machine: bring a cluster up from one machine at a time.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import functools
+import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -26,8 +38,22 @@ from typing import Any
 
 import asyncssh
 
-from hpcbox.core.cluster import ClusterKind, ClusterSpec, MpiFlavour
-from hpcbox.core.errors import HpcboxError, InvalidInputError, NotFoundError, PermanentError
+from hpcbox.core.cluster import (
+    ClusterKind,
+    ClusterSpec,
+    ClusterState,
+    MpiFlavour,
+    UpAction,
+    up_action,
+)
+from hpcbox.core.errors import (
+    ConflictError,
+    HpcboxError,
+    InvalidInputError,
+    NotFoundError,
+    PermanentError,
+    UnavailableError,
+)
 from hpcbox.core.settings import Settings
 from hpcbox.core.target import parse_target
 from hpcbox.engine.clusters import jupyter
@@ -159,9 +185,11 @@ class ClusterManager:
         progress: Progress | None = None,
         ready_timeout: float = 180.0,
         host_ca: str | None = None,
+        preflight: bool = True,
     ) -> None:
         """``host_ca``: a CA bundle that image builds trust (for pip and npm behind a
-        TLS-intercepting proxy); see :class:`~hpcbox.images.ImageBuilder`."""
+        TLS-intercepting proxy); see :class:`~hpcbox.images.ImageBuilder`.
+        ``preflight``: run the container checks before each ``up``."""
         self.settings = settings
         self.store = store
         self.targets = targets or TargetStore(store.engine)
@@ -169,6 +197,7 @@ class ClusterManager:
         self.progress: Progress = progress or (lambda _msg: None)
         self.ready_timeout = ready_timeout
         self.host_ca = host_ca
+        self.preflight = preflight
 
     # -- plumbing -------------------------------------------------------------------
 
@@ -302,21 +331,123 @@ class ClusterManager:
 
     # -- bring-up -------------------------------------------------------------------
 
-    def up(self, spec: ClusterSpec) -> ClusterRecord:
-        """Bring ``spec`` up and return its record once every node is idle."""
-        rt = self.runtime(spec.runtime.value)
-        self.store.create(spec, runtime=rt.name)
-        try:
-            self._up(spec, rt)
-        except HpcboxError as exc:
-            self.store.update(spec.name, state="FAILED", message=str(exc)[:4000])
-            raise
-        except Exception as exc:
-            self.store.update(spec.name, state="FAILED", message=f"internal error: {exc}")
-            raise
+    def up(self, spec: ClusterSpec, *, replace: bool = False) -> ClusterRecord:
+        """Bring ``spec`` up and return its record once every node is idle.
+
+        A cluster of that name that FAILED, or whose up was interrupted, is
+        cleaned up (containers and network; homes and keys are kept) and brought
+        up again. A RUNNING one is refused (ConflictError) unless ``replace``,
+        which takes it down first. UnavailableError, before anything is created
+        or removed, when the container preflight fails.
+        """
+        with self._cluster_lock(spec.name):
+            existing = self.store.find(spec.name)
+            action = up_action(existing.state if existing else None, replace=replace)
+            if action is UpAction.REFUSE:
+                state = existing.state if existing else "?"
+                raise ConflictError(
+                    f"cluster {spec.name!r} is already up ({state}): take it down first "
+                    f"(`hpcbox cluster down {spec.name}`), or bring it up again with --replace"
+                )
+            rt = self.runtime(spec.runtime.value)
+            builder = self._image_builder(rt)
+            self._preflight(rt, builder)
+            if existing is not None and action is not UpAction.CREATE:
+                why = "replacing it" if action is UpAction.REPLACE else "removing what it left"
+                self.progress(f"cluster {spec.name} is {existing.state}: {why}")
+                self._remove_nodes(rt, spec.name)
+            self.store.create(spec, runtime=rt.name, replace=action is not UpAction.CREATE)
+            try:
+                self._up(spec, rt, builder)
+            except HpcboxError as exc:
+                self._failed(spec.name, str(exc))
+                raise
+            except Exception as exc:
+                self._failed(spec.name, f"internal error: {exc}")
+                raise
+            except BaseException as exc:  # Ctrl-C, or the process told to exit
+                what = "Ctrl-C" if isinstance(exc, KeyboardInterrupt) else type(exc).__name__
+                self._failed(spec.name, f"interrupted ({what}) while coming up")
+                raise
         return self.store.get(spec.name)
 
-    def _up(self, spec: ClusterSpec, rt: Runtime) -> None:
+    def _failed(self, name: str, message: str) -> None:
+        hint = f"; `hpcbox cluster up` again cleans up and retries, `hpcbox cluster down {name}`"
+        self.store.update(
+            name,
+            state=ClusterState.FAILED.value,
+            message=(message[: 4000 - len(hint)] + hint + " removes it"),
+        )
+
+    def _image_builder(self, rt: Runtime) -> ImageBuilder:
+        return ImageBuilder(
+            rt,
+            state_dir=self.settings.home / "images",
+            progress=self.progress,
+            host_ca=self.host_ca,
+        )
+
+    def _preflight(self, rt: Runtime, builder: ImageBuilder) -> None:
+        """The container checks of ``hpcbox doctor``; UnavailableError with the fix.
+
+        What is certain without a container (Podman on CNI, say) fails before
+        any image is built; then the base image (built now if missing, as the
+        bring-up needs it anyway) runs the real checks, in seconds.
+        """
+        if not self.preflight:
+            return
+        from hpcbox.engine.doctor import (
+            podman_facts,
+            preflight_checks,
+            preflight_message,
+            static_checks,
+        )
+
+        started = time.monotonic()
+        failed = static_checks(rt.name, podman_facts(rt))
+        if failed:
+            raise UnavailableError(preflight_message(failed))
+        base = image_tag("base")
+        if not rt.image_exists(base):
+            builder.build(["base"])
+        self.progress("checking the container engine: an init, names resolved between containers")
+        failed = [check for check in preflight_checks(rt, image=base) if not check.ok]
+        if failed:
+            raise UnavailableError(preflight_message(failed))
+        self.progress(f"container engine ok ({time.monotonic() - started:.1f} s)")
+
+    @contextlib.contextmanager
+    def _cluster_lock(self, name: str) -> Iterator[None]:
+        """Held while this process brings cluster ``name`` up or scales it.
+
+        The kernel drops a flock when its process ends, however it ends, so a
+        lock nobody holds means no live process is working on the cluster.
+        ConflictError (naming the holder's pid) when another process holds it.
+        """
+        path = self.settings.home / "clusters" / ".locks" / f"{name}.lock"
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
+                pid = f" (pid {holder})" if holder.isdigit() else ""
+                raise ConflictError(
+                    f"cluster {name!r} is being brought up or scaled by another hpcbox "
+                    f"process{pid}; wait for it, or stop it and run the command again"
+                ) from None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            try:
+                yield
+            finally:
+                os.ftruncate(fd, 0)
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+
+    def _up(self, spec: ClusterSpec, rt: Runtime, builder: ImageBuilder) -> None:
         started = time.monotonic()
         keys = load_or_create_keys(self.settings.home, spec.name)
         if spec.kind is ClusterKind.JUPYTER:
@@ -327,12 +458,6 @@ class ClusterManager:
             roles += ["slurmdbd", "mariadb"]
         if spec.jupyter.hub:
             roles.append("jupyter")
-        builder = ImageBuilder(
-            rt,
-            state_dir=self.settings.home / "images",
-            progress=self.progress,
-            host_ca=self.host_ca,
-        )
         missing = builder.missing(roles)
         if missing:
             self.progress(f"building images: {', '.join(missing)}")
@@ -740,8 +865,14 @@ class ClusterManager:
         for their jobs to finish (or kills them with ``force``) before removing them."""
         if not 0 <= workers <= 64:
             raise InvalidInputError("must be between 0 and 64", field="--workers")
+        with self._cluster_lock(name):
+            return self._scale(name, workers, force=force, timeout=timeout)
+
+    def _scale(
+        self, name: str, workers: int, *, force: bool, timeout: float | None
+    ) -> ClusterRecord:
         record = self.store.get(name)
-        if record.state != "RUNNING":
+        if record.state != ClusterState.RUNNING:
             raise PermanentError(f"cluster {name} is {record.state}, not RUNNING")
         spec = record.spec
         current = self._worker_hosts(name)
@@ -819,13 +950,7 @@ class ClusterManager:
         and the cluster's keys) are kept unless ``purge``."""
         record = self.store.get(name)
         rt = self.runtime(record.runtime)
-        for container in rt.list(labels=labels(name)):
-            self.progress(f"removing {container.name}")
-            rt.remove(container.name, force=True)
-        rt.remove_network(network_name(name))
-        # Its SSH endpoint is gone (a new `up` publishes a new port and re-registers).
-        with contextlib.suppress(NotFoundError):
-            self.targets.remove(name)
+        self._remove_nodes(rt, name)
         if purge:
             for volume in (record.spec.home_volume, f"hpcbox-{name}-db"):
                 if rt.volume_exists(volume):
@@ -837,7 +962,18 @@ class ClusterManager:
                 keys_dir.rmdir()
             self.store.delete(name)
         else:
-            self.store.update(name, state="DOWN", ssh_port=None)
+            self.store.update(name, state=ClusterState.DOWN.value, ssh_port=None)
+
+    def _remove_nodes(self, rt: Runtime, name: str) -> None:
+        """Remove the cluster's containers, its network and its job target; volumes
+        (homes, accounting data) and keys stay."""
+        for container in rt.list(labels=labels(name)):
+            self.progress(f"removing {container.name}")
+            rt.remove(container.name, force=True)
+        rt.remove_network(network_name(name))
+        # Its SSH endpoint is gone (a new `up` publishes a new port and re-registers).
+        with contextlib.suppress(NotFoundError):
+            self.targets.remove(name)
 
 
 def spec_worker_glob() -> str:

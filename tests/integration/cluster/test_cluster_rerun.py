@@ -1,0 +1,141 @@
+"""``cluster up`` can be run again: after an up that failed, one interrupted by Ctrl-C and
+one whose process was killed; a running cluster is refused (or replaced with
+--replace). Real Podman, real SLURM containers (a controller only, to stay quick)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from hpcbox.core.cluster import ClusterState, parse_cluster_spec
+from hpcbox.core.settings import Settings
+from hpcbox.engine.clusters.manager import ClusterError, ClusterManager
+from hpcbox.engine.clusters.naming import container_name, labels
+from hpcbox.store.clusters import ClusterStore
+from tests.integration.helpers import run_cli
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def hpcbox(settings: Settings, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return run_cli(settings.to_env(), *args, check=check)
+
+
+@pytest.fixture
+def cleanup(manager: ClusterManager) -> Iterator[list[str]]:
+    names: list[str] = []
+    yield names
+    for name in names:
+        if manager.store.find(name) is not None:
+            manager.down(name, purge=True)
+
+
+def wait_for(what: str, condition: Callable[[], bool], timeout: float = 600) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"no {what} within {timeout} s"
+        time.sleep(0.2)
+
+
+def test_up_after_a_failed_up_then_refused_then_replaced(
+    cluster_settings: Settings, manager: ClusterManager, cleanup: list[str]
+) -> None:
+    name = "hb-rerun"
+    cleanup.append(name)
+    if manager.store.find(name) is not None:
+        manager.down(name, purge=True)
+    spec = parse_cluster_spec({"name": name, "workers": {"count": 0}})
+    # An up that gives slurmctld no time at all fails, leaving its controller behind.
+    impatient = ClusterManager(
+        cluster_settings, store=manager.store, progress=print, ready_timeout=0
+    )
+    with pytest.raises(ClusterError):
+        impatient.up(spec)
+    assert manager.store.get(name).state == ClusterState.FAILED
+    rt = manager.runtime()
+    assert [c.name for c in rt.list(labels=labels(name))] == [container_name(name, "controller")]
+
+    # Run again as a user would: it cleans up and comes up.
+    up = hpcbox(cluster_settings, "cluster", "up", "--name", name, "--workers", "0", "--json")
+    assert json.loads(up.stdout)["state"] == "RUNNING"
+    assert "removing what it left" in up.stderr
+    assert len(rt.list(labels=labels(name))) == 1
+    out = hpcbox(cluster_settings, "cluster", "exec", name, "--", "scontrol", "ping")
+    assert "UP" in out.stdout
+
+    # A running cluster of that name is refused, in one line saying how to go on.
+    again = hpcbox(cluster_settings, "cluster", "up", "--name", name, "--workers", "0", check=False)
+    assert again.returncode == 1
+    assert len(again.stderr.strip().splitlines()) == 1, again.stderr
+    assert "--replace" in again.stderr and f"hpcbox cluster down {name}" in again.stderr
+    before = rt.inspect(container_name(name, "controller"))
+    assert before is not None
+
+    replaced = hpcbox(
+        cluster_settings, "cluster", "up", "--name", name, "--workers", "0", "--replace", "--json"
+    )
+    assert json.loads(replaced.stdout)["state"] == "RUNNING"
+    after = rt.inspect(container_name(name, "controller"))
+    assert after is not None and after.id != before.id
+
+
+def test_up_after_ctrl_c_and_after_a_killed_up(
+    cluster_settings: Settings, manager: ClusterManager, cleanup: list[str]
+) -> None:
+    name = "hb-rerun-int"
+    cleanup.append(name)
+    if manager.store.find(name) is not None:
+        manager.down(name, purge=True)
+    store: ClusterStore = manager.store
+    rt = manager.runtime()
+    controller = container_name(name, "controller")
+    argv = [sys.executable, "-m", "hpcbox.cli.main", "cluster", "up", "--name", name]
+    argv += ["--workers", "0"]
+
+    def running_controller() -> str | None:
+        info = rt.inspect(controller)
+        return info.id if info is not None and info.status == "running" else None
+
+    def interrupted_up(sig: signal.Signals) -> subprocess.CompletedProcess[str]:
+        """Start an up and send ``sig`` once its own controller container runs."""
+        old = running_controller()
+        proc = subprocess.Popen(
+            argv,
+            env={**os.environ, **cluster_settings.to_env()},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            wait_for("a new running controller", lambda: running_controller() not in (None, old))
+            proc.send_signal(sig)
+            stdout, stderr = proc.communicate(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+        return subprocess.CompletedProcess(argv, proc.returncode, stdout, stderr)
+
+    stopped = interrupted_up(signal.SIGINT)
+    assert stopped.returncode == 130, stopped.stderr
+    record = store.get(name)
+    assert record.state == ClusterState.FAILED
+    assert record.message is not None and "interrupted (Ctrl-C)" in record.message
+
+    # The next one is killed outright: its record stays CREATING, its containers stay.
+    killed = interrupted_up(signal.SIGKILL)
+    assert killed.returncode == -signal.SIGKILL
+    assert store.get(name).state == ClusterState.CREATING
+    assert rt.inspect(controller) is not None
+
+    up = hpcbox(cluster_settings, "cluster", "up", "--name", name, "--workers", "0", "--json")
+    assert json.loads(up.stdout)["state"] == "RUNNING"
+    assert "is CREATING: removing what it left" in up.stderr
+    assert [c.name for c in rt.list(labels=labels(name))] == [controller]
