@@ -372,11 +372,12 @@ class ClusterManager:
         return self.store.get(spec.name)
 
     def _failed(self, name: str, message: str) -> None:
-        hint = f"; `hpcbox cluster up` again cleans up and retries, `hpcbox cluster down {name}`"
+        hint = (
+            f"; `hpcbox cluster up` again cleans up and retries, "
+            f"`hpcbox cluster down {name}` removes it"
+        )
         self.store.update(
-            name,
-            state=ClusterState.FAILED.value,
-            message=(message[: 4000 - len(hint)] + hint + " removes it"),
+            name, state=ClusterState.FAILED.value, message=message[: 4000 - len(hint)] + hint
         )
 
     def _image_builder(self, rt: Runtime) -> ImageBuilder:
