@@ -315,9 +315,32 @@ def render(
 def images_build(
     role: Annotated[list[str] | None, typer.Option("--role", help="Only these roles.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Rebuild even if present.")] = False,
-    host_ca: HostCaOpt = None,
+    host_ca: Annotated[
+        str | None,
+        typer.Option(
+            "--host-ca",
+            help="CA bundle that build steps trust (pip/npm behind a TLS-intercepting "
+            "proxy): a PEM file, 'auto' (the system's bundle; the default) or 'none'. "
+            "Env: HPCBOX_IMAGES_HOST_CA.",
+        ),
+    ] = None,
+    no_host_ca: Annotated[
+        bool, typer.Option("--no-host-ca", help="Trust no host CA bundle (--host-ca none).")
+    ] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose", "-v", help="Show the raw debootstrap, apt and podman output too."
+        ),
+    ] = False,
 ) -> None:
-    """Build the node images (bootstrapping the Debian base offline if needed)."""
+    """Build the node images (bootstrapping the Debian base offline if needed).
+
+    Every build writes the tools' full output to a log under
+    $HPCBOX_HOME/images/logs/; a failure names it.
+    """
+    from hpcbox.cli.output import RichReporter, print_error_detail
+    from hpcbox.core.errors import HpcboxError
     from hpcbox.images import ROLES, ImageBuilder
     from hpcbox.runtimes import connect_runtime
 
@@ -326,9 +349,19 @@ def images_build(
     unknown = [r for r in roles if r not in ROLES]
     if unknown:
         raise InvalidInputError(f"unknown roles {unknown}; known: {list(ROLES)}", field="--role")
+    if no_host_ca and host_ca is not None and host_ca.strip().lower() not in ("none", "off"):
+        raise InvalidInputError("give --host-ca PATH or --no-host-ca, not both", field="--host-ca")
+    reporter = RichReporter(verbose=verbose)
     runtime = connect_runtime("auto", state_dir=settings.home / "runtime")
     builder = ImageBuilder(
-        runtime, state_dir=settings.home / "images", progress=_progress, host_ca=host_ca
+        runtime,
+        state_dir=settings.home / "images",
+        progress=reporter,
+        host_ca="none" if no_host_ca else host_ca,
     )
-    built = builder.build(roles, force=force)
+    try:
+        built = builder.build(roles, force=force)
+    except HpcboxError as exc:
+        print_error_detail(exc)
+        raise
     console.print(f"built: {', '.join(built) if built else 'nothing (all present)'}")

@@ -1,9 +1,12 @@
 """Container images for cluster nodes: Containerfiles (package data) and their build.
 
 Roles (``base``, ``slurm-controller``, ``slurm-worker``, ``slurmdbd``,
-``mariadb``) are built on Debian bookworm with Debian's own SLURM, MPI and
-MariaDB packages. The Debian base is pulled where a registry is reachable and
-bootstrapped with debootstrap where none is.
+``mariadb``, ``jupyter``) are built on Debian bookworm with Debian's own SLURM,
+MPI and MariaDB packages. The Debian base is pulled where a registry is
+reachable and bootstrapped with debootstrap where none is. Build steps trust
+the machine's CA bundle by default (:mod:`hpcbox.images.hostca`); progress
+goes to a :class:`~hpcbox.core.progress.Reporter` and the tools' raw output to
+a log file (:mod:`hpcbox.images.buildlog`).
 """
 
 from hpcbox.images.builder import ImageBuilder

@@ -1,13 +1,16 @@
 """How an image gets built: the podman CLI, or the Engine API's build (Docker).
 
-Podman's copy of the build API cannot mount files into build steps (``-v``),
-and its import endpoint drops the tag it is given, so with Podman the CLI is
-used, under the same ``CONTAINERS_CONF`` as hpcbox's API service. With Docker
-the SDK's API calls do everything.
+Podman's import endpoint drops the tag it is given, so with a local Podman the
+CLI is used, under the same
+``CONTAINERS_CONF`` as hpcbox's API service. With Docker (or a remote Podman)
+the SDK's API calls do everything. Both build the same context, handed in as
+files (the role's Containerfile and files, plus the host CA directory), and
+send every line of the engine's output to a Reporter.
 """
 
 from __future__ import annotations
 
+import collections
 import io
 import json
 from collections.abc import Iterable, Mapping, Sequence
@@ -19,6 +22,7 @@ import docker.errors
 import requests.exceptions
 
 from hpcbox.core.errors import PermanentError
+from hpcbox.core.progress import Reporter
 from hpcbox.images.commands import (
     IMPORT_CHANGES,
     podman_build_argv,
@@ -26,7 +30,7 @@ from hpcbox.images.commands import (
     podman_pull_argv,
 )
 from hpcbox.images.context import CONTAINERFILE, context_dir, context_tar
-from hpcbox.images.process import Progress, run_streamed
+from hpcbox.images.process import TAIL_LINES, output_sink, run_streamed
 from hpcbox.runtimes import Runtime
 
 __all__ = ["BuildBackend", "DockerApiBackend", "PodmanCliBackend"]
@@ -44,13 +48,18 @@ class BuildBackend(Protocol):
         """True when the image is present locally."""
 
     def pull(self, reference: str) -> bool:
-        """Pull from a registry; False (with the reason sent to progress) when none serves it."""
+        """Pull from a registry; False (with the reason in the output) when none serves it."""
 
     def import_rootfs(self, tarball: Path, reference: str) -> None:
         """Import a root filesystem tarball as image ``reference``."""
 
-    def build(self, role: str, *, tags: Sequence[str], build_args: Mapping[str, str]) -> None:
-        """Build the role's Containerfile into ``tags``; PermanentError on failure."""
+    def build(
+        self, context: Mapping[str, bytes], *, tags: Sequence[str], build_args: Mapping[str, str]
+    ) -> None:
+        """Build ``context`` (path -> contents, a Containerfile among them) into ``tags``.
+
+        PermanentError on failure.
+        """
 
 
 class PodmanCliBackend:
@@ -62,16 +71,14 @@ class PodmanCliBackend:
         *,
         podman: str,
         env: Mapping[str, str],
-        progress: Progress,
+        reporter: Reporter,
         network_host: bool,
-        host_ca: str | None,
     ) -> None:
         self._runtime = runtime
         self._podman = podman
         self._env = dict(env)
-        self._progress = progress
+        self._reporter = reporter
         self._network_host = network_host
-        self._host_ca = host_ca
 
     def image_exists(self, reference: str) -> bool:
         return self._runtime.image_exists(reference)
@@ -80,38 +87,39 @@ class PodmanCliBackend:
         try:
             run_streamed(
                 podman_pull_argv(self._podman, reference),
-                progress=self._progress,
+                output=output_sink(self._reporter),
                 what=f"pull {reference}",
                 env=self._env,
                 timeout=PULL_TIMEOUT,
             )
         except PermanentError:
-            # run_streamed already showed podman's reason line by line.
+            # podman's reason is in the output already.
             return False
         return True
 
     def import_rootfs(self, tarball: Path, reference: str) -> None:
         run_streamed(
             podman_import_argv(self._podman, tarball, reference),
-            progress=self._progress,
+            output=output_sink(self._reporter),
             what=f"import {reference}",
             env=self._env,
             timeout=BUILD_TIMEOUT,
         )
 
-    def build(self, role: str, *, tags: Sequence[str], build_args: Mapping[str, str]) -> None:
-        with context_dir(role) as context:
+    def build(
+        self, context: Mapping[str, bytes], *, tags: Sequence[str], build_args: Mapping[str, str]
+    ) -> None:
+        with context_dir(context) as directory:
             argv = podman_build_argv(
                 self._podman,
-                context,
+                directory,
                 tags=tags,
                 build_args=build_args,
                 network_host=self._network_host,
-                host_ca=self._host_ca,
             )
             run_streamed(
                 argv,
-                progress=self._progress,
+                output=output_sink(self._reporter),
                 what=f"build {tags[0]}",
                 env=self._env,
                 timeout=BUILD_TIMEOUT,
@@ -119,43 +127,43 @@ class PodmanCliBackend:
 
 
 class DockerApiBackend:
-    """Builds through the Engine API (Docker); build steps get no host CA mount."""
+    """Builds through the Engine API (Docker's, or Podman's copy of it)."""
 
     def __init__(
         self,
         runtime: Runtime,
         client: docker.DockerClient,
         *,
-        progress: Progress,
+        reporter: Reporter,
         network_host: bool,
-        host_ca: str | None,
     ) -> None:
         self._runtime = runtime
         # Any: the SDK's stubs leave these calls untyped.
         self._api: Any = client.api
-        self._progress = progress
+        self._reporter = reporter
         self._network_host = network_host
-        if host_ca is not None:
-            progress("note: host_ca is ignored by the Docker API build (no build-time mounts)")
 
     def image_exists(self, reference: str) -> bool:
         return self._runtime.image_exists(reference)
 
     def pull(self, reference: str) -> bool:
         repo, tag = _split(reference)
+        output = output_sink(self._reporter)
+        failed = False
         try:
+            # Read to the end even after an error: a stream left half-read leaks its socket.
             for message in self._api.pull(repo, tag=tag, stream=True, decode=True):
                 error = _error_of(message)
                 if error:
                     # Podman's API reports a failed pull inside a 200 stream.
-                    self._progress(f"pull {reference}: {error}")
-                    return False
-                if message.get("status"):
-                    self._progress(str(message["status"]))
+                    output(f"pull {reference}: {error}")
+                    failed = True
+                elif message.get("status"):
+                    output(str(message["status"]))
         except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-            self._progress(f"pull {reference}: {exc}")
+            output(f"pull {reference}: {exc}")
             return False
-        return self._runtime.image_exists(reference)
+        return not failed and self._runtime.image_exists(reference)
 
     def import_rootfs(self, tarball: Path, reference: str) -> None:
         repo, tag = _split(reference)
@@ -167,6 +175,7 @@ class DockerApiBackend:
             raise PermanentError(f"import {reference}: {exc}") from exc
         image_id = None
         for message in _json_lines(reply):
+            self._reporter.output(json.dumps(message))
             error = _error_of(message)
             if error:
                 raise PermanentError(f"import {reference}: {error}")
@@ -175,11 +184,19 @@ class DockerApiBackend:
             # Podman's import endpoint ignores the tag: set it explicitly.
             self._api.tag(image_id, repo, tag)
 
-    def build(self, role: str, *, tags: Sequence[str], build_args: Mapping[str, str]) -> None:
-        context = io.BytesIO(context_tar(role))
+    def build(
+        self, context: Mapping[str, bytes], *, tags: Sequence[str], build_args: Mapping[str, str]
+    ) -> None:
+        sink = output_sink(self._reporter)
+        tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
+
+        def output(line: str) -> None:
+            tail.append(line)
+            sink(line)
+
         try:
             stream = self._api.build(
-                fileobj=context,
+                fileobj=io.BytesIO(context_tar(context)),
                 custom_context=True,
                 dockerfile=CONTAINERFILE,
                 tag=tags[0],
@@ -190,13 +207,19 @@ class DockerApiBackend:
                 forcerm=True,
                 decode=True,
             )
+            failure: str | None = None
+            # Read to the end even after an error: a stream left half-read leaks its socket.
             for message in stream:
                 error = _error_of(message)
                 if error:
-                    raise PermanentError(f"build {tags[0]} failed: {error}")
+                    failure = failure or error
+                    output(f"error: {error}")
                 for line in str(message.get("stream", "")).splitlines():
                     if line.strip():
-                        self._progress(line)
+                        output(line)
+            if failure is not None:
+                last = "\n".join(tail)
+                raise PermanentError(f"build {tags[0]} failed: {failure}\nlast output:\n{last}")
             for extra in tags[1:]:
                 repo, tag = _split(extra)
                 self._api.tag(tags[0], repo, tag)

@@ -5,34 +5,17 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from hpcbox.core.errors import InvalidInputError
 from hpcbox.images.context import CONTAINERFILE
 
 __all__ = [
-    "HOST_CA_TARGET",
     "IMPORT_CHANGES",
-    "check_host_ca",
     "podman_build_argv",
     "podman_import_argv",
     "podman_pull_argv",
 ]
 
-#: Where a host CA bundle appears during build steps (see ``host_ca``).
-HOST_CA_TARGET = "/hostca/ca-certificates.crt"
 #: Applied to an imported root filesystem, so it starts like the official image.
 IMPORT_CHANGES = ('CMD ["bash"]',)
-
-
-def check_host_ca(host_ca: str) -> str:
-    """``host_ca`` if it names a readable file usable in a ``-v`` mount, else InvalidInputError."""
-    path = Path(host_ca)
-    if not path.is_absolute() or ":" in host_ca or "," in host_ca:
-        raise InvalidInputError(
-            f"must be an absolute path without ':' or ',': {host_ca!r}", field="host_ca"
-        )
-    if not path.is_file():
-        raise InvalidInputError(f"no such file: {host_ca}", field="host_ca")
-    return host_ca
 
 
 def podman_build_argv(
@@ -42,12 +25,13 @@ def podman_build_argv(
     tags: Sequence[str],
     build_args: Mapping[str, str],
     network_host: bool,
-    host_ca: str | None,
 ) -> list[str]:
     """``podman build`` of ``context`` (holding a Containerfile) into ``tags``.
 
     ``--pull=never``: every base is local by the time a build runs (pulled,
     imported or built just before), and no build may reach for a registry.
+    Files a build needs (the host CA bundle among them) are in ``context``:
+    nothing is mounted into build steps.
     """
     argv = [podman, "build", "--pull=never", "-f", str(context / CONTAINERFILE)]
     if network_host:
@@ -56,8 +40,6 @@ def podman_build_argv(
         argv += ["-t", tag]
     for key, value in sorted(build_args.items()):
         argv += ["--build-arg", f"{key}={value}"]
-    if host_ca is not None:
-        argv += ["-v", f"{check_host_ca(host_ca)}:{HOST_CA_TARGET}:ro"]
     argv.append(str(context))
     return argv
 

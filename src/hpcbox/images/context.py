@@ -10,10 +10,10 @@ import contextlib
 import io
 import tarfile
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from importlib import resources
 from importlib.resources.abc import Traversable
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from hpcbox.images.roles import check_roles
 
@@ -45,32 +45,35 @@ def context_files(role: str) -> dict[str, bytes]:
 
 
 @contextlib.contextmanager
-def context_dir(role: str) -> Iterator[Path]:
-    """The role's build context as a directory on disk, for the podman CLI.
+def context_dir(files: Mapping[str, bytes]) -> Iterator[Path]:
+    """A build context (path -> contents, as from :func:`context_files`) on disk.
 
-    Installed as plain files (the usual case) it is used in place; from a
-    zipped install it is copied to a temporary directory for the duration.
+    For the podman CLI: written to a fresh temporary directory, removed after
+    the block. Paths are the context's own (relative, no ``..``).
     """
-    root = _role_root(role)
-    if isinstance(root, Path):
-        yield root
-        return
-    with tempfile.TemporaryDirectory(prefix=f"hpcbox-{role}-") as temp:
+    with tempfile.TemporaryDirectory(prefix="hpcbox-context-") as temp:
         base = Path(temp)
-        for name, data in context_files(role).items():
-            target = base / name
+        for name, data in files.items():
+            target = base / _relative(name)
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
         yield base
 
 
-def context_tar(role: str) -> bytes:
-    """The role's build context as an uncompressed tar, for the Engine API's build."""
+def context_tar(files: Mapping[str, bytes]) -> bytes:
+    """A build context as an uncompressed tar, for the Engine API's build."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as archive:
-        for name, data in context_files(role).items():
-            info = tarfile.TarInfo(name)
+        for name, data in files.items():
+            info = tarfile.TarInfo(str(_relative(name)))
             info.size = len(data)
             info.mode = 0o644
             archive.addfile(info, io.BytesIO(data))
     return buffer.getvalue()
+
+
+def _relative(name: str) -> PurePosixPath:
+    path = PurePosixPath(name)
+    if path.is_absolute() or ".." in path.parts or not path.parts:
+        raise ValueError(f"not a path inside a build context: {name!r}")
+    return path

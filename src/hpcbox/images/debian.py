@@ -17,7 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from hpcbox.core.errors import UnavailableError
-from hpcbox.images.process import Progress, run_streamed
+from hpcbox.core.progress import Reporter
+from hpcbox.images.process import output_sink, run_streamed
 
 __all__ = [
     "BOOTSTRAPPED_IMAGE",
@@ -74,15 +75,16 @@ def sources_text() -> str:
     )
 
 
-def bootstrap_rootfs(state_dir: Path, *, progress: Progress) -> Path:
+def bootstrap_rootfs(state_dir: Path, *, reporter: Reporter) -> Path:
     """The cached rootfs tarball, made with debootstrap first if there is none.
 
     Needs root and ``debootstrap`` (UnavailableError otherwise, saying so);
     a failing debootstrap raises PermanentError with its last output lines.
+    Each stage is a step of ``reporter``; debootstrap's output is its raw output.
     """
     tarball = rootfs_tarball_path(state_dir)
     if tarball.is_file():
-        progress(f"using the cached Debian {SUITE} root filesystem {tarball}")
+        reporter(f"using the cached Debian {SUITE} root filesystem {tarball}")
         return tarball
     debootstrap = find_debootstrap()
     if debootstrap is None:
@@ -98,20 +100,23 @@ def bootstrap_rootfs(state_dir: Path, *, progress: Progress) -> Path:
     state_dir.mkdir(parents=True, exist_ok=True)
     partial = tarball.with_name(f".{tarball.name}.{os.getpid()}.partial")
     with _scratch_dir(state_dir / f".rootfs.{os.getpid()}") as root:
-        progress(f"bootstrapping Debian {SUITE} from {MIRROR} (debootstrap, minbase)")
-        run_streamed(
-            debootstrap_argv(root, debootstrap=debootstrap),
-            progress=progress,
-            what="debootstrap",
-            timeout=_DEBOOTSTRAP_TIMEOUT,
-        )
-        _tidy_rootfs(root)
-        progress(f"packing the root filesystem into {tarball}")
-        try:
-            run_streamed(tar_argv(root, partial), progress=progress, what="tar")
-            partial.replace(tarball)
-        finally:
-            partial.unlink(missing_ok=True)
+        with reporter.step(
+            f"bootstrapping Debian {SUITE} (debootstrap --variant=minbase)",
+            waiting_for=f"the package mirror {MIRROR}",
+        ):
+            run_streamed(
+                debootstrap_argv(root, debootstrap=debootstrap),
+                output=output_sink(reporter),
+                what="debootstrap",
+                timeout=_DEBOOTSTRAP_TIMEOUT,
+            )
+            _tidy_rootfs(root)
+        with reporter.step(f"packing the root filesystem into {tarball}", waiting_for="tar"):
+            try:
+                run_streamed(tar_argv(root, partial), output=output_sink(reporter), what="tar")
+                partial.replace(tarball)
+            finally:
+                partial.unlink(missing_ok=True)
     return tarball
 
 
@@ -155,7 +160,7 @@ def _remove_tree(path: Path) -> None:
     if not path.exists():
         return
     for mount in _mounts_under(path):
-        run_streamed(["umount", "-l", str(mount)], progress=lambda _: None, what="umount")
+        run_streamed(["umount", "-l", str(mount)], output=lambda _: None, what="umount")
     shutil.rmtree(path)
 
 

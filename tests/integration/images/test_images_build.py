@@ -1,19 +1,19 @@
-"""All five node images built offline (Debian bootstrapped, no registry), then checked inside.
+"""All node images built offline (Debian bootstrapped, no registry), then checked inside.
 
 The first run bootstraps Debian and builds everything (a few minutes); later
 runs find the images and only check them. HPCBOX_TEST_REBUILD_IMAGES=1 forces
-a rebuild of all five.
+a rebuild of all of them.
 """
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
 
 from hpcbox.images import ROLES, image_tag
-from hpcbox.runtimes import ContainerSpec, EngineRuntime, ExecResult
+from hpcbox.runtimes import EngineRuntime
+from tests.integration.images.conftest import Node, engine_api
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(1800)]
 
@@ -32,39 +32,6 @@ int main(int argc, char **argv) {
 """
 
 
-class Node:
-    """A throwaway container of one image, for looking inside."""
-
-    def __init__(self, runtime: EngineRuntime, role: str) -> None:
-        self.runtime = runtime
-        self.name = f"hbt-img-{role}-{uuid.uuid4().hex[:6]}"
-        self.runtime.ensure_network("hbt-images", labels={"io.hpcbox.test": "images"})
-        runtime.create(
-            ContainerSpec(
-                name=self.name,
-                image=image_tag(role),
-                hostname=role,
-                network="hbt-images",
-                command=("sleep", "infinity"),
-                labels={"io.hpcbox.test": "images"},
-            )
-        )
-        runtime.start(self.name)
-
-    def run(self, *argv: str, stdin: bytes | None = None, ok: bool = True) -> ExecResult:
-        result = self.runtime.exec(self.name, list(argv), stdin=stdin, timeout=300)
-        if ok:
-            assert result.exit_code == 0, (argv, result)
-        return result
-
-    def text(self, *argv: str) -> str:
-        result = self.run(*argv)
-        return (result.stdout + result.stderr).decode()
-
-    def close(self) -> None:
-        self.runtime.remove(self.name)
-
-
 MakeNode = Callable[[str], Node]
 
 
@@ -73,14 +40,13 @@ def node(runtime: EngineRuntime, built: list[str]) -> Iterator[MakeNode]:
     nodes: list[Node] = []
 
     def make(role: str) -> Node:
-        made = Node(runtime, role)
+        made = Node(runtime, image_tag(role), role)
         nodes.append(made)
         return made
 
     yield make
     for made in nodes:
         made.close()
-    runtime.remove_network("hbt-images")
 
 
 def test_all_images_are_present_with_both_tags(runtime: EngineRuntime, built: list[str]) -> None:
@@ -151,3 +117,21 @@ def test_mariadb(node: MakeNode) -> None:
     db.run("test", "-x", "/usr/sbin/mysqld")
     # Left empty: each cluster initialises its own data directory.
     assert db.text("ls", "-A", "/var/lib/mysql").strip() == ""
+
+
+def test_jupyter_installed_over_tls_and_keeps_no_ca(runtime: EngineRuntime, node: MakeNode) -> None:
+    """pip and npm reached their registries in the build (through this machine's CA
+    bundle where TLS is intercepted); the bundle stayed in the build stage."""
+    hub = node("jupyter")
+    assert hub.text("jupyterhub", "--version").strip() == "6.1.1"
+    assert hub.text("configurable-http-proxy", "--version").strip() == "5.3.0"
+    hub.run("python", "-c", "import ipyparallel, jupyterlab, numpy")
+    assert hub.text("sh", "-c", "command -v ipengine").strip() == "/opt/jupyter/bin/ipengine"
+    assert hub.text("id", "-u", "ipyparallel").strip() == "990"
+    hub.run("test", "-x", "/usr/local/bin/hpcbox-singleuser")
+    # The SLURM login tools of the image it extends are there too.
+    hub.run("sh", "-c", "command -v sbatch")
+    assert hub.run("test", "-e", "/hostca", ok=False).exit_code != 0
+    history = engine_api(runtime).history(image_tag("jupyter"))
+    assert history, "no image history"
+    assert not any("hostca" in str(layer.get("CreatedBy", "")) for layer in history)

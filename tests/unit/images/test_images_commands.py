@@ -4,11 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
-from hpcbox.core.errors import InvalidInputError
 from hpcbox.images.commands import (
-    HOST_CA_TARGET,
     podman_build_argv,
     podman_import_argv,
     podman_pull_argv,
@@ -23,7 +19,6 @@ def test_build_argv() -> None:
         tags=["hpcbox/base:0.1.0", "hpcbox/base:latest"],
         build_args={"HPCBOX_VERSION": "0.1.0", "DEBIAN_IMAGE": "hpcbox/debian:bookworm"},
         network_host=True,
-        host_ca=None,
     )
     assert argv == [
         "/usr/bin/podman",
@@ -46,29 +41,14 @@ def test_build_argv() -> None:
 
 
 def test_build_argv_without_host_network() -> None:
-    argv = podman_build_argv(
-        "podman", Path("/c"), tags=["t"], build_args={}, network_host=False, host_ca=None
-    )
+    argv = podman_build_argv("podman", Path("/c"), tags=["t"], build_args={}, network_host=False)
     assert "--network" not in argv
 
 
-def test_build_argv_mounts_the_host_ca_read_only(tmp_path: Path) -> None:
-    bundle = tmp_path / "ca bundle.crt"
-    bundle.write_text("-----BEGIN CERTIFICATE-----\n")
-    argv = podman_build_argv(
-        "podman", Path("/c"), tags=["t"], build_args={}, network_host=True, host_ca=str(bundle)
-    )
-    index = argv.index("-v")
-    assert argv[index + 1] == f"{bundle}:{HOST_CA_TARGET}:ro"
-    assert argv[-1] == "/c"
-
-
-@pytest.mark.parametrize("bad", ["relative.crt", "/no/such/file.crt", "/tmp/a:b.crt", "/x,y"])
-def test_bad_host_ca_is_refused(bad: str) -> None:
-    with pytest.raises(InvalidInputError, match="host_ca"):
-        podman_build_argv(
-            "podman", Path("/c"), tags=["t"], build_args={}, network_host=True, host_ca=bad
-        )
+def test_build_argv_mounts_nothing() -> None:
+    # The host CA bundle travels in the build context: no -v, so no host path leaks in.
+    argv = podman_build_argv("podman", Path("/c"), tags=["t"], build_args={}, network_host=True)
+    assert "-v" not in argv and "--volume" not in argv
 
 
 def test_values_with_shell_characters_stay_single_arguments() -> None:
@@ -79,7 +59,6 @@ def test_values_with_shell_characters_stay_single_arguments() -> None:
         tags=["t"],
         build_args={"A": "x y; rm -rf /"},
         network_host=True,
-        host_ca=None,
     )
     assert "A=x y; rm -rf /" in argv
     assert argv[-1] == str(context)

@@ -10,6 +10,7 @@ import pytest
 
 from hpcbox.images import ROLES
 from hpcbox.images.context import context_dir, context_files, context_tar
+from hpcbox.images.hostca import CONTEXT_DIR, CONTEXT_FILE
 
 
 def containerfile(role: str) -> str:
@@ -19,16 +20,21 @@ def containerfile(role: str) -> str:
 @pytest.mark.parametrize("role", ROLES)
 def test_every_role_has_a_containerfile(role: str) -> None:
     text = containerfile(role)
-    assert re.search(r"^FROM \$\{(DEBIAN_IMAGE|BASE_IMAGE)\}$", text, re.M)
+    assert re.search(r"^FROM \$\{(DEBIAN_IMAGE|BASE_IMAGE)\}( AS [a-z]+)?$", text, re.M)
     assert f'io.hpcbox.role="{role}"' in text
-    with context_dir(role) as path:
+    with context_dir(context_files(role)) as path:
         assert (path / "Containerfile").is_file()
+    assert not path.exists()
 
 
 @pytest.mark.parametrize("role", ROLES)
 def test_every_copied_file_is_in_the_context(role: str) -> None:
     files = context_files(role)
     for source in re.findall(r"^COPY (\S+) ", containerfile(role), re.M):
+        if source.startswith("--from="):
+            continue
+        if source == f"{CONTEXT_DIR}/":
+            continue  # the builder adds it (the CA bundle or a placeholder)
         assert source in files, f"{role}: COPY {source} but the context lacks it"
 
 
@@ -97,6 +103,40 @@ def test_packages(role: str, packages: list[str]) -> None:
 
 
 def test_context_tar_holds_the_context() -> None:
-    with tarfile.open(fileobj=io.BytesIO(context_tar("base"))) as archive:
+    files = {**context_files("jupyter"), CONTEXT_FILE: b"pem"}
+    with tarfile.open(fileobj=io.BytesIO(context_tar(files))) as archive:
         names = archive.getnames()
-    assert sorted(names) == sorted(context_files("base"))
+        member = archive.extractfile(CONTEXT_FILE)
+        assert member is not None and member.read() == b"pem"
+    assert sorted(names) == sorted(files)
+
+
+def test_context_dir_writes_nested_files() -> None:
+    files = {**context_files("jupyter"), CONTEXT_FILE: b"pem"}
+    with context_dir(files) as path:
+        assert (path / CONTEXT_FILE).read_bytes() == b"pem"
+        assert (path / "hpcbox-singleuser").read_bytes() == files["hpcbox-singleuser"]
+
+
+@pytest.mark.parametrize("bad", ["/etc/passwd", "../x", "a/../../x", ""])
+def test_context_paths_stay_inside(bad: str) -> None:
+    with pytest.raises(ValueError, match="not a path inside"):
+        context_tar({bad: b"x"})
+    with pytest.raises(ValueError, match="not a path inside"), context_dir({bad: b"x"}):
+        pass
+
+
+def test_only_the_jupyter_install_stage_sees_the_host_ca() -> None:
+    """pip and npm trust the bundle in a build stage; the image copies their results only."""
+    stages = re.split(r"^FROM ", containerfile("jupyter"), flags=re.M)[1:]
+    names = [stage.split("\n", 1)[0] for stage in stages]
+    assert names == ["${BASE_IMAGE} AS system", "system AS install", "system"]
+    install, final = stages[1], stages[2]
+    assert "COPY hostca/ /hostca/" in install
+    assert "PIP_CERT=/hostca/ca-certificates.crt" in install
+    assert "NODE_EXTRA_CA_CERTS=/hostca/ca-certificates.crt" in install
+    assert "hostca" not in final
+    assert "COPY --from=install /opt/jupyter /opt/jupyter" in final
+    for role in ROLES:
+        if role != "jupyter":
+            assert "hostca" not in containerfile(role), role

@@ -10,14 +10,16 @@ import pytest
 from hpcbox.core.errors import UnavailableError
 from hpcbox.images import debian
 from hpcbox.images.debian import bootstrap_rootfs, rootfs_tarball_path, sources_text
+from tests.unit.images.fakes import RecordingReporter
 
 
 def test_a_cached_tarball_is_used_as_is(tmp_path: Path) -> None:
     cached = rootfs_tarball_path(tmp_path)
     cached.write_bytes(b"cached")
-    lines: list[str] = []
-    assert bootstrap_rootfs(tmp_path, progress=lines.append) == cached
-    assert "cached" in lines[0]
+    reporter = RecordingReporter()
+    assert bootstrap_rootfs(tmp_path, reporter=reporter) == cached
+    assert "cached" in reporter.of("info")[0]
+    assert reporter.of("step") == []
 
 
 def test_without_debootstrap_it_says_what_to_install(
@@ -25,14 +27,14 @@ def test_without_debootstrap_it_says_what_to_install(
 ) -> None:
     monkeypatch.setattr(debian, "find_debootstrap", lambda: None)
     with pytest.raises(UnavailableError, match="apt-get install debootstrap"):
-        bootstrap_rootfs(tmp_path, progress=lambda _: None)
+        bootstrap_rootfs(tmp_path, reporter=RecordingReporter())
 
 
 def test_without_root_it_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(debian, "find_debootstrap", lambda: "/usr/sbin/debootstrap")
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
     with pytest.raises(UnavailableError, match="needs root"):
-        bootstrap_rootfs(tmp_path, progress=lambda _: None)
+        bootstrap_rootfs(tmp_path, reporter=RecordingReporter())
 
 
 def test_tidy_rootfs_drops_caches_and_host_identity(tmp_path: Path) -> None:

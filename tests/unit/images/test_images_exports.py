@@ -10,9 +10,11 @@ MODULES = [
     "hpcbox.images",
     "hpcbox.images.backends",
     "hpcbox.images.builder",
+    "hpcbox.images.buildlog",
     "hpcbox.images.commands",
     "hpcbox.images.context",
     "hpcbox.images.debian",
+    "hpcbox.images.hostca",
     "hpcbox.images.process",
     "hpcbox.images.roles",
 ]
