@@ -58,6 +58,9 @@ APT_PACKAGES=(
     # netavark, aardvark-dns: Podman's network backend with DNS, so cluster nodes
     # resolve each other by name (CNI's bridge has none); Recommends too.
     netavark aardvark-dns
+    # iptables: netavark sets up bridge networks with it; without it every container
+    # on a network fails with "netavark: No such file or directory".
+    iptables
     # debootstrap: the offline Debian base image (no registry is needed).
     debootstrap
     # openssh-client: `hpcbox cluster ssh` and SSH targets; openssh-server: a real
