@@ -1,8 +1,10 @@
 """The REST API: a thin FastAPI shell over :class:`hpcbox.engine.JobEngine`.
 
 ``/v1/...`` is hpcbox's own API. Errors are mapped once, by exception handlers:
-every :class:`HpcboxError` becomes its ``http_status`` with a JSON ``detail``;
-invalid specs answer 422 with one entry per offending field, as FastAPI does.
+every :class:`HpcboxError` becomes its ``http_status`` with a JSON ``detail``
+(``Retry-After`` with a TransientError's 503), or Judge0's ``{"error"}`` under
+``/judge0``; invalid specs answer 422 with one entry per offending field, as
+FastAPI does.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hpcbox import __version__
 from hpcbox.api.auth import require_token
-from hpcbox.api.judge0 import judge0_router
+from hpcbox.api.judge0 import JUDGE0_PREFIX, judge0_error, judge0_router
 from hpcbox.api.judge0_metrics import JudgeCollector
 from hpcbox.api.metrics import Metrics
 from hpcbox.api.submissions import submissions_router
@@ -133,7 +135,11 @@ def create_app(
         app.include_router(judge0_router(judge_queue, token=token))
 
     @app.exception_handler(HpcboxError)
-    async def _hpcbox_error(_request: Request, exc: HpcboxError) -> JSONResponse:
+    async def _hpcbox_error(request: Request, exc: HpcboxError) -> JSONResponse:
+        # The route that raised, as the router matched it (mount points aside).
+        route = getattr(request.scope.get("route"), "path", "")
+        if route == JUDGE0_PREFIX or route.startswith(JUDGE0_PREFIX + "/"):
+            return judge0_error(exc)
         return _error(exc)
 
     @app.exception_handler(RequestValidationError)
@@ -147,9 +153,17 @@ def create_app(
 
     @app.get("/health", tags=["service"])
     def health() -> dict[str, Any]:
-        """Liveness and the store's reachability."""
+        """Liveness and the store's reachability; with the judge, whether it is
+        ``ready``, ``starting`` or ``failed`` (its start is tried again), never
+        waiting for it."""
         engine.store.count(states={JobState.RUNNING})
-        return {"status": "ok", "version": __version__}
+        body: dict[str, Any] = {"status": "ok", "version": __version__}
+        if judge_queue is not None:
+            judge = judge_queue.status()
+            body["judge"] = judge.readiness.value
+            if judge.message:
+                body["judge_error"] = judge.message
+        return body
 
     @app.get("/metrics", tags=["service"], response_class=PlainTextResponse)
     def prometheus() -> Response:

@@ -2,7 +2,14 @@
 
 A client written for Judge0 CE works when pointed at ``http://HOST:PORT/judge0``
 (contract: ``shared/specs/judge0-api.md``). Errors take Judge0's shapes here, not
-hpcbox's: 422 ``{"field": ["message"]}``, 404/400/503 ``{"error": "..."}``.
+hpcbox's: 422 ``{"field": ["message"]}``, 404/400/503 ``{"error": "..."}`` (see
+:func:`judge0_error`, which the app applies to any error these routes raise).
+
+While the judge starts (its runtime may take minutes to build on a fresh machine),
+the routes that need it (languages, new submissions) answer at once 503
+``{"error": "the judge is starting ..."}`` with ``Retry-After``; the others
+(``/about``, ``/config_info``, reading submissions...) answer as usual.
+
 With a token configured, ``X-Auth-Token: <token>`` (Judge0's header) or
 ``Authorization: Bearer <token>`` is required.
 """
@@ -12,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import hmac
 import json
+import math
 import os
 import platform
 import uuid
@@ -22,7 +30,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from hpcbox import __version__
-from hpcbox.core.errors import InvalidInputError, NotFoundError, TransientError
+from hpcbox.core.errors import HpcboxError, InvalidInputError, NotFoundError, TransientError
 from hpcbox.core.judge0 import (
     JUDGE0_VERSION,
     STATUSES,
@@ -38,7 +46,10 @@ from hpcbox.engine.judge_queue import JudgeQueue, LanguageInfo
 from hpcbox.engine.judge_views import STATE_FIELDS, judge0_json, judge0_state_json
 from hpcbox.store.submissions import DONE, PROCESSING, SubmissionRecord
 
-__all__ = ["judge0_router"]
+__all__ = ["JUDGE0_PREFIX", "judge0_error", "judge0_router"]
+
+#: Where the routes are mounted.
+JUDGE0_PREFIX = "/judge0"
 
 _UTF8_ERROR = (
     "some attributes for this submission cannot be converted to UTF-8, use base64_encoded=true"
@@ -68,6 +79,23 @@ def _to_int(text: str | None, default: int) -> int:
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+def _unavailable(exc: TransientError) -> JSONResponse:
+    """503 with ``Retry-After`` in whole seconds (at least 1)."""
+    retry = str(max(1, math.ceil(exc.retry_after)))
+    return _error(503, exc.message, {"Retry-After": retry})
+
+
+def judge0_error(exc: HpcboxError) -> JSONResponse:
+    """An hpcbox error as Judge0 answers: ``{"error": "..."}``, 503 with
+    ``Retry-After`` for what may pass (the judge starting, a full queue), 400
+    for invalid input, 404 for what is not there, the error's own status else."""
+    if isinstance(exc, TransientError):
+        return _unavailable(exc)
+    if isinstance(exc, InvalidInputError):
+        return _error(400, exc.message)
+    return _error(exc.http_status, exc.message)
 
 
 def _flag(request: Request, name: str, default: bool = False) -> bool:
@@ -104,10 +132,15 @@ def judge0_router(
     # Without a token there is nothing to check: no dependency at all, which spares
     # every request (polls above all) FastAPI's dependency resolution.
     auth = [Depends(_x_auth(token))] if token else []
-    router = APIRouter(prefix="/judge0", tags=["judge0"], dependencies=auth)
+    router = APIRouter(prefix=JUDGE0_PREFIX, tags=["judge0"], dependencies=auth)
 
     def names() -> dict[int, str]:
-        return {i: lang.name for i, lang in queue.judge0_languages().items()}
+        """Language names by id; none while the judge starts (a stored submission
+        is shown all the same, its language without a name)."""
+        try:
+            return {i: lang.name for i, lang in queue.judge0_languages().items()}
+        except TransientError:
+            return {}
 
     def render(record: SubmissionRecord, fields: tuple[str, ...], encoded: bool) -> dict[str, Any]:
         return judge0_json(record, fields=fields, encoded=encoded, language_names=names())
@@ -150,7 +183,7 @@ def judge0_router(
             except InvalidInputError as exc:
                 return _error(400, exc.detail)
             except TransientError as exc:
-                return _error(503, exc.message, {"Retry-After": str(int(exc.retry_after))})
+                return _unavailable(exc)
             if waiter is None:
                 return JSONResponse({"token": record.token}, status_code=201)
             record = await waiter.wait(_MAX_WAIT_S, read_first=False)
@@ -177,10 +210,10 @@ def judge0_router(
         if len(items) > conf.max_submission_batch_size:
             return _error(400, _batch_too_big(conf.max_submission_batch_size))
         try:
+            languages = {i: lang.key for i, lang in queue.judge0_languages().items()}
             queue.check_room(len(items))
         except TransientError as exc:
-            return _error(503, exc.message, {"Retry-After": str(int(exc.retry_after))})
-        languages = {i: lang.key for i, lang in queue.judge0_languages().items()}
+            return _unavailable(exc)
         out: list[dict[str, Any]] = []
         valid: list[tuple[int, Judge0Request]] = []
         for item in items:
@@ -322,7 +355,8 @@ def judge0_router(
 
     @router.get("/languages")
     def languages() -> list[dict[str, Any]]:
-        """The installed, working languages: ``[{"id", "name"}]``."""
+        """The installed, working languages: ``[{"id", "name"}]`` (503 with
+        ``Retry-After`` while the judge starts)."""
         return [
             {"id": i, "name": lang.name} for i, lang in sorted(queue.judge0_languages().items())
         ]
@@ -403,7 +437,11 @@ def judge0_router(
     @router.get("/statistics")
     def statistics() -> dict[str, Any]:
         stats = queue.store.statistics()
-        by_id = {lang.key: (i, lang.name) for i, lang in queue.judge0_languages().items()}
+        try:
+            known = queue.judge0_languages()
+        except TransientError:  # the judge is starting: languages shown by key
+            known = {}
+        by_id = {lang.key: (i, lang.name) for i, lang in known.items()}
         languages = []
         for key, count in sorted(stats["languages"].items(), key=lambda kv: -kv[1]):
             lang_id, name = by_id.get(key, (None, key))

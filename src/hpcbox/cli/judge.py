@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import IO, TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 
-from hpcbox.cli.output import console, err_console, print_json
-from hpcbox.core.errors import InvalidInputError
+from hpcbox.cli.output import RichReporter, console, err_console, print_error_detail, print_json
+from hpcbox.core.errors import HpcboxError, InvalidInputError
 from hpcbox.core.judge import JudgeResult, Limits, Submission, TestCase
+from hpcbox.core.progress import Reporter, format_elapsed
 from hpcbox.core.settings import Settings
 from hpcbox.core.units import parse_memory
 
@@ -26,15 +30,50 @@ judge_app = typer.Typer(
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 
-def _service(pool_size: int = 0) -> JudgeService:
+def _service(pool_size: int = 0, progress: Reporter | None = None) -> JudgeService:
     # Imported here so that `hpcbox --help` stays instant.
     from hpcbox.judge.service import JudgeService
 
     return JudgeService(
-        Settings.from_env(),
-        pool_size=pool_size,
-        progress=lambda line: err_console.print(escape(line), highlight=False),
+        Settings.from_env(), pool_size=pool_size, progress=progress or RichReporter()
     )
+
+
+class _LoggedReporter:
+    """A Reporter that shows what ``shown`` shows and writes every line, the tools'
+    raw output included, to ``log``."""
+
+    def __init__(self, shown: Reporter, log: IO[str]) -> None:
+        self._shown = shown
+        self._log = log
+
+    def _write(self, line: str) -> None:
+        self._log.write(f"{time.strftime('%H:%M:%S')} {line}\n")
+        self._log.flush()
+
+    def __call__(self, message: str) -> None:
+        self._write(message)
+        self._shown(message)
+
+    @contextlib.contextmanager
+    def step(self, title: str, *, waiting_for: str = "") -> Iterator[None]:
+        self._write(f"step: {title}" + (f" (waiting for {waiting_for})" if waiting_for else ""))
+        started = time.monotonic()
+        try:
+            with self._shown.step(title, waiting_for=waiting_for):
+                yield
+        except BaseException:
+            self._write(f"failed: {title} after {format_elapsed(time.monotonic() - started)}")
+            raise
+        self._write(f"done: {title} in {format_elapsed(time.monotonic() - started)}")
+
+    def waiting(self, what: str) -> None:
+        self._write(f"waiting for {what}")
+        self._shown.waiting(what)
+
+    def output(self, line: str) -> None:
+        self._write(line)
+        self._shown.output(line)
 
 
 def _read(path: Path | None, field: str) -> bytes | None:
@@ -136,11 +175,60 @@ def languages(as_json: JsonOpt = False) -> None:
 
 
 @judge_app.command("setup")
-def setup() -> None:
-    """Build the judge's runtime root filesystem now (else built on first use)."""
-    service = _service(pool_size=0)
-    try:
-        path = service.rootfs
-    finally:
-        service.close()
-    console.print(f"judge runtime: {path}")
+def setup(
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Show debootstrap's raw output too.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Build the judge's runtime and check every language (else done on first use).
+
+    As root, the runtime goes to /var/cache/hpcbox/judge (HPCBOX_JUDGE_CACHE: another
+    directory); the first build takes a few minutes, later runs seconds. Every line,
+    debootstrap's included, goes to $HPCBOX_HOME/logs/judge-setup.log; a failure
+    names it. Exits 1 unless every language works.
+    """
+    settings = Settings.from_env()
+    log_path = settings.home / "logs" / "judge-setup.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    with open(log_path, "a", encoding="utf-8") as log:
+        log.write(f"--- hpcbox judge setup, {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+        reporter = _LoggedReporter(RichReporter(verbose=verbose), log)
+        service = _service(pool_size=0, progress=reporter)
+        try:
+            langs = service.languages()
+            rootfs = service.rootfs
+        except HpcboxError as exc:
+            reporter(f"judge setup failed: {exc}")
+            print_error_detail(exc)
+            err_console.print(f"full output: {escape(str(log_path))}", highlight=False)
+            raise
+        finally:
+            service.close()
+    took = time.monotonic() - started
+    working = {lg.key for lg in langs}
+    broken = sorted(set(service.language_keys()) - working)
+    if as_json:
+        print_json(
+            {
+                "rootfs": str(rootfs),
+                "languages": sorted(working),
+                "not_working": broken,
+                "seconds": round(took, 1),
+                "log": str(log_path),
+            }
+        )
+    else:
+        console.print(f"judge runtime: {escape(str(rootfs))}", highlight=False)
+        for lg in langs:
+            console.print(f"  [green]ok[/] {lg.key:<12} {escape(lg.name)}", highlight=False)
+        for key in broken:
+            console.print(f"  [red]not working[/] {key}", highlight=False)
+        console.print(f"ready in {format_elapsed(took)}", highlight=False)
+    if broken:
+        err_console.print(
+            f"error: languages not working: {', '.join(broken)} (see {escape(str(log_path))})",
+            highlight=False,
+        )
+        raise typer.Exit(1)

@@ -8,22 +8,34 @@ With ``HPCBOX_BROKER_URL``: each new submission is sent to Celery by task name a
 them. Either way the state lives in the database; a maintenance thread purges
 expired results and, with a broker, sends again the submissions whose worker died
 (its lease ran out) or whose message was lost.
+
+Start-up: :meth:`JudgeQueue.start` prepares the judge in a thread of its own
+(building its runtime can take minutes on a fresh machine). Until the judge is
+ready, what needs it (its languages, hence every new submission) raises
+:class:`JudgeNotReadyError`, a TransientError that the shells answer at once
+(503 with ``Retry-After``); reading stored submissions works all along. A start
+that fails is tried again, later and later.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sqlalchemy import Engine
 
 from hpcbox.core.errors import InvalidInputError, NotFoundError, TransientError, UnavailableError
 from hpcbox.core.judge import JudgeFunction, Submission
+from hpcbox.core.progress import LineReporter, Reporter
 from hpcbox.core.settings import Settings
 from hpcbox.engine.judge_callbacks import CallbackSender
 from hpcbox.engine.judge_celery import TASK_NAME, broker_priority, make_client
@@ -33,8 +45,12 @@ from hpcbox.store.submissions import DONE, SubmissionRecord, SubmissionStore
 
 __all__ = [
     "JudgeBackend",
+    "JudgeNotReadyError",
     "JudgeQueue",
+    "JudgeReadiness",
+    "JudgeStatus",
     "LanguageInfo",
+    "StartupTracker",
     "Waiter",
     "load_judge_service",
     "open_judge_queue",
@@ -54,6 +70,41 @@ _WAIT_POLL_BROKER_S = (0.002, 0.05)
 _WAIT_POLL_EMBEDDED_S = (0.25, 1.0)
 #: How long a count of queued submissions may stand in for a new one (check_room).
 _ROOM_TTL_S = 1.0
+#: Retry-After while the judge starts: a client polls a start of minutes a few
+#: times a minute, and hears of a quick start soon enough.
+_STARTING_RETRY_S = 5.0
+#: After a failed start, the wait before the next try: the first, doubling up to
+#: the last (a mirror that was down, a package installed meanwhile).
+_RESTART_AFTER_S = (30.0, 600.0)
+
+
+class JudgeNotReadyError(TransientError):
+    """The judge is still starting (or its start failed and is tried again): the
+    request may succeed after ``retry_after`` seconds."""
+
+
+class JudgeReadiness(enum.StrEnum):
+    """Where the judge of a queue stands."""
+
+    #: The queue was not started: the judge is started by the first call that needs it.
+    ON_DEMAND = "on_demand"
+    STARTING = "starting"
+    READY = "ready"
+    #: The last start failed; another is due (see :attr:`JudgeStatus.message`).
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class JudgeStatus:
+    """The judge's readiness, for health checks and error messages."""
+
+    readiness: JudgeReadiness
+    #: Seconds since the queue started preparing the judge (0 before).
+    elapsed_s: float = 0.0
+    #: Why the last start failed (FAILED only).
+    message: str = ""
+    #: Seconds until the next start is tried (FAILED only).
+    retry_in_s: float = 0.0
 
 
 class LanguageInfo(Protocol):
@@ -81,8 +132,57 @@ class JudgeBackend(JudgeFunction, Protocol):
     def close(self) -> None: ...
 
 
+class StartupTracker:
+    """A :class:`Reporter` for the judge's start-up in a server: logs each step,
+    and remembers what the start-up is doing now, for the clients told to retry."""
+
+    def __init__(self) -> None:
+        self._log = LineReporter(lambda line: _log.info("judge: %s", line))
+        self._lock = threading.Lock()
+        #: The running steps, innermost last: [title, what it waits for].
+        self._steps: list[list[str]] = []
+
+    def __call__(self, message: str) -> None:
+        self._log(message)
+
+    @contextlib.contextmanager
+    def _step(self, title: str, waiting_for: str) -> Iterator[None]:
+        entry = [title, waiting_for]
+        with self._lock:
+            self._steps.append(entry)
+        try:
+            with self._log.step(title, waiting_for=waiting_for):
+                yield
+        finally:
+            with self._lock:
+                self._steps.remove(entry)
+
+    def step(self, title: str, *, waiting_for: str = "") -> AbstractContextManager[None]:
+        return self._step(title, waiting_for)
+
+    def waiting(self, what: str) -> None:
+        with self._lock:
+            if self._steps:
+                self._steps[-1][1] = what
+        _log.debug("judge: %s", what)
+
+    def output(self, line: str) -> None:
+        _log.debug("judge: %s", line)
+
+    def doing(self) -> str:
+        """The innermost running step and what it waits for ("" between steps)."""
+        with self._lock:
+            if not self._steps:
+                return ""
+            title, what = self._steps[-1]
+        return f"{title}, waiting for {what}" if what else title
+
+
 def load_judge_service(
-    settings: Settings, *, pool_size: int | Mapping[str, int] | None = None
+    settings: Settings,
+    *,
+    pool_size: int | Mapping[str, int] | None = None,
+    progress: Reporter | None = None,
 ) -> JudgeBackend:
     """Start the judge service of this machine; UnavailableError when it cannot run.
     ``pool_size``: warm boxes per language, as ``QueueConfig.pool_size``."""
@@ -90,7 +190,9 @@ def load_judge_service(
     # without judging (and every CLI call that imports the engine) need not pay for.
     from hpcbox.judge.service import JudgeService
 
-    service: JudgeBackend = JudgeService(settings, pool_size=pool_size)
+    # Cheap: nothing starts until the service is first used (JudgeQueue.start's
+    # warm-up, or a worker's first submission); ``progress`` hears how that goes.
+    service: JudgeBackend = JudgeService(settings, pool_size=pool_size, progress=progress)
     return service
 
 
@@ -98,15 +200,16 @@ def open_judge_queue(settings: Settings, database: Engine) -> JudgeQueue | None:
     """The queue ``hpcbox serve`` runs (not started), configured from the environment;
     None, with a warning logged, when this machine cannot run the judge."""
     config = QueueConfig.from_env()
+    startup = StartupTracker()
     try:
         # With a broker the workers judge; the server only needs the language list.
         service = load_judge_service(
-            settings, pool_size=0 if config.broker_url else config.pool_size
+            settings, pool_size=0 if config.broker_url else config.pool_size, progress=startup
         )
     except UnavailableError as exc:
         _log.warning("judge routes disabled: %s", exc)
         return None
-    return JudgeQueue(SubmissionStore(database), config, service)
+    return JudgeQueue(SubmissionStore(database), config, service, startup=startup)
 
 
 class JudgeQueue:
@@ -114,6 +217,8 @@ class JudgeQueue:
 
     ``service`` judges (in embedded mode) and says which languages work; with a
     broker it is only asked about languages, so the server needs no warm pool.
+    ``startup``: the Reporter ``service`` reports its start-up to, which tells the
+    clients asked to retry what the start-up is doing.
     """
 
     def __init__(
@@ -123,8 +228,10 @@ class JudgeQueue:
         service: JudgeBackend,
         *,
         clock: Callable[[], float] = time.monotonic,
+        startup: StartupTracker | None = None,
     ) -> None:
         self.store = store
+        self._startup = startup
         self.config = config
         self.service = service
         self._clock = clock
@@ -156,6 +263,13 @@ class JudgeQueue:
         #: The last count of queued submissions: (count, when, queued here since).
         self._room: tuple[int, float, int] = (0, -_ROOM_TTL_S, 0)
         self._room_lock = threading.Lock()
+        #: Set once the judge answered (start(): its languages are known).
+        self._ready = threading.Event()
+        #: The thread that prepares the judge (start()), and when it began.
+        self._warm_up: threading.Thread | None = None
+        self._warm_up_since = 0.0
+        #: The last failed start: (message, when the next try is due).
+        self._failure: tuple[str, float] | None = None
 
     @property
     def embedded(self) -> bool:
@@ -164,7 +278,14 @@ class JudgeQueue:
     # -- lifecycle ----------------------------------------------------------------
 
     def start(self) -> JudgeQueue:
-        """Start the judging threads (embedded) and the maintenance thread."""
+        """Start preparing the judge (in a thread: see the module docstring), the
+        judging threads (embedded; they claim nothing until the judge is ready)
+        and the maintenance thread. Returns at once."""
+        self._warm_up_since = self._clock()
+        self._warm_up = threading.Thread(
+            target=self._prepare_judge, name="judge-warm-up", daemon=True
+        )
+        self._warm_up.start()
         if self.embedded:
             for n in range(self.config.threads):
                 self._spawn(self._work, f"judge-{n}")
@@ -177,8 +298,9 @@ class JudgeQueue:
         self._threads.append(thread)
 
     def close(self) -> None:
-        """Stop the threads after their current submission; close the service.
-        Submissions still queued stay queued, for the next start."""
+        """Stop the threads after their current submission; close the service
+        (which cancels a start-up under way). Submissions still queued stay
+        queued, for the next start."""
         self._stopping.set()
         with self._wake:
             self._wake.notify_all()
@@ -186,11 +308,99 @@ class JudgeQueue:
             thread.join()
         self._callbacks.close()
         self.service.close()
+        if self._warm_up is not None:
+            # A cancelled build ends within seconds; a daemon thread either way.
+            self._warm_up.join(timeout=5.0)
+
+    # -- readiness ----------------------------------------------------------------
+
+    def _prepare_judge(self) -> None:
+        """The warm-up thread: start the judge (its languages are the proof), trying
+        again after a failure until it works or the queue closes."""
+        delay, longest = _RESTART_AFTER_S
+        while not self._stopping.is_set():
+            try:
+                languages = list(self.service.languages())
+            except Exception as exc:
+                if self._stopping.is_set():
+                    return
+                message = str(exc) or type(exc).__name__
+                _log.warning("the judge could not start (next try in %.0f s): %s", delay, message)
+                # Clients and /health get the first line (a build's output stays in the log).
+                self._failure = (message.splitlines()[0][:300], self._clock() + delay)
+                if self._stopping.wait(delay):
+                    return
+                delay = min(delay * 2, longest)
+                self._failure = None  # starting again: "starting" until this try ends
+                continue
+            self._languages = (self._clock(), languages)
+            self._failure = None
+            self._ready.set()
+            _log.info(
+                "the judge is ready after %.0f s: %d languages",
+                self._clock() - self._warm_up_since,
+                len(languages),
+            )
+            with self._wake:
+                self._wake.notify_all()  # the judging threads may claim now
+            return
+
+    def status(self) -> JudgeStatus:
+        """Where the judge stands (never blocks)."""
+        if self._warm_up is None:
+            return JudgeStatus(JudgeReadiness.ON_DEMAND)
+        now = self._clock()
+        elapsed = now - self._warm_up_since
+        if self._ready.is_set():
+            return JudgeStatus(JudgeReadiness.READY, elapsed_s=elapsed)
+        failure = self._failure
+        if failure is not None:
+            message, due = failure
+            return JudgeStatus(
+                JudgeReadiness.FAILED,
+                elapsed_s=elapsed,
+                message=message,
+                retry_in_s=max(0.0, due - now),
+            )
+        return JudgeStatus(JudgeReadiness.STARTING, elapsed_s=elapsed)
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        """Block until the judge is ready (after :meth:`start`); True if it is.
+        Not started: True (the judge starts on demand)."""
+        if self._warm_up is None:
+            return True
+        return self._ready.wait(timeout)
+
+    def _not_ready(self) -> JudgeNotReadyError | None:
+        """The error for a request that needs the judge now, or None when it may go on."""
+        status = self.status()
+        if status.readiness is JudgeReadiness.STARTING:
+            doing = self._startup.doing() if self._startup is not None else ""
+            return JudgeNotReadyError(
+                f"the judge is starting (for {status.elapsed_s:.0f} s: "
+                f"{doing or 'preparing its runtime and checking its languages'}); retry later",
+                retry_after=_STARTING_RETRY_S,
+            )
+        if status.readiness is JudgeReadiness.FAILED:
+            return JudgeNotReadyError(
+                f"the judge could not start: {status.message} "
+                f"(next try in {math.ceil(status.retry_in_s)} s)",
+                retry_after=max(_STARTING_RETRY_S, status.retry_in_s),
+            )
+        return None
 
     # -- languages ----------------------------------------------------------------
 
     def languages(self) -> list[LanguageInfo]:
-        """The installed, working languages (asked of the service once a minute)."""
+        """The installed, working languages (asked of the service once a minute).
+
+        Raises :class:`JudgeNotReadyError` at once while the judge started by
+        :meth:`start` is not ready; without start(), the first call starts the
+        judge itself (which may take minutes).
+        """
+        error = self._not_ready()
+        if error is not None:
+            raise error
         now = self._clock()
         if self._languages is None or now - self._languages[0] > _LANGUAGES_TTL_S:
             self._languages = (now, list(self.service.languages()))
@@ -347,6 +557,12 @@ class JudgeQueue:
 
     def _work(self) -> None:
         while not self._stopping.is_set():
+            if not self._ready.is_set():
+                # Queued submissions (a restart's) wait for the judge, rather than
+                # each becoming an internal error while it starts.
+                with self._wake:
+                    self._wake.wait(timeout=1.0)
+                continue
             try:
                 with self._claiming:
                     record = self.store.claim_next(lease_s=self.config.lease_s)

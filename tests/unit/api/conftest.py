@@ -15,6 +15,6 @@ from tests.unit.api.judge_fakes import Harness
 def harness(settings: Settings) -> Iterator[Harness]:
     """The app over a started queue (two judging threads) and a fake judge."""
     h = Harness(settings, QueueConfig(threads=2, lease_s=5))
-    h.queue.start()
+    h.start()
     yield h
     h.close()

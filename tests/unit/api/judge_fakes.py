@@ -138,12 +138,24 @@ def b64(text: str | bytes) -> str:
 class Harness:
     """The REST app with a real queue and store around a :class:`FakeJudge`."""
 
-    def __init__(self, settings: Settings, config: QueueConfig, token: str | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        config: QueueConfig,
+        token: str | None = None,
+        judge: FakeJudge | None = None,
+    ) -> None:
         self.jobs = JobEngine(settings, scheduling="none")
-        self.judge = FakeJudge()
+        self.judge = judge or FakeJudge()
         self.queue = JudgeQueue(SubmissionStore(open_engine(settings)), config, self.judge)
         self.app = create_app(self.jobs, token=token, judge_queue=self.queue)
         self.client = TestClient(self.app)
+
+    def start(self) -> Harness:
+        """Start the queue and wait for its judge (the fake answers at once)."""
+        self.queue.start()
+        assert self.queue.wait_ready(10), "the fake judge did not get ready"
+        return self
 
     def close(self) -> None:
         self.judge.gate.set()

@@ -202,7 +202,7 @@ def test_idempotency_key(harness: Harness) -> None:
 
 def test_an_exam_runs_ahead_of_practice(settings: Settings) -> None:
     h = Harness(settings, QueueConfig(threads=1, lease_s=5))
-    h.queue.start()
+    h.start()
     try:
         blocker = submit(h, "gate", tests=[{}, {}])["token"]
         # The only judging thread is now held by the blocker.
@@ -339,7 +339,7 @@ def test_list_filters_and_pages(harness: Harness) -> None:
 
 def test_bearer_token_when_configured(settings: Settings) -> None:
     h = Harness(settings, QueueConfig(threads=1), token="s3cret")
-    h.queue.start()
+    h.start()
     try:
         body = {"language": "c", "source": "echo"}
         assert h.client.post(URL, json=body).status_code == 401

@@ -55,7 +55,9 @@ class _CountingStore(SubmissionStore):
 def _queue(tmp_path: Path, judge: _SlowJudge, threads: int) -> tuple[JudgeQueue, _CountingStore]:
     store = _CountingStore(open_engine(Settings(home=tmp_path)))
     queue = JudgeQueue(store, QueueConfig(threads=threads), judge)
-    return queue.start(), store
+    queue.start()
+    assert queue.wait_ready(10)
+    return queue, store
 
 
 def test_a_waiter_is_handed_the_record_when_its_run_ends(tmp_path: Path) -> None:
