@@ -44,6 +44,7 @@ from typing import Literal
 
 from hpcbox.core.errors import HpcboxError
 from hpcbox.core.settings import Settings
+from hpcbox.judge.runtime_dir import SANDBOX_UID
 from hpcbox.runtimes import ContainerSpec, EngineRuntime, PodmanService, Runtime, podman_env
 
 __all__ = [
@@ -74,8 +75,6 @@ ENGINE_CHECK = "container engine"
 INIT_CHECK = "container init"
 DNS_CHECK = "container DNS"
 
-#: The uid the judge's sandbox runs as on the host (UntrustedSandbox's ``host_uid``).
-SANDBOX_HOST_UID = 65534
 #: Where Podman looks for its helpers (netavark, aardvark-dns, catatonit).
 PODMAN_HELPER_DIRS = (
     "/usr/local/libexec/podman",
@@ -707,7 +706,7 @@ def _user_namespaces(_settings: Settings) -> Check:
     # The judge's sandbox creates one as an unprivileged uid; rootless Podman and
     # a non-root sandbox for local jobs need one for the user itself.
     pillars: tuple[Pillar, ...] = ("judge",) if root else ALL_PILLARS
-    who = f"uid {SANDBOX_HOST_UID}" if root else f"uid {os.geteuid()}"
+    who = f"uid {SANDBOX_UID}" if root else f"uid {os.geteuid()}"
     unshare = shutil.which("unshare")
     if unshare is None:
         return Check(
@@ -718,7 +717,7 @@ def _user_namespaces(_settings: Settings) -> Check:
             pillars=pillars,
         )
     try:
-        done = _run_as([unshare, "--user", "true"], SANDBOX_HOST_UID if root else None)
+        done = _run_as([unshare, "--user", "true"], SANDBOX_UID if root else None)
     except (OSError, subprocess.SubprocessError) as exc:
         return Check("user namespaces", False, f"{who}: {exc}", "", pillars=pillars)
     if done.returncode != 0:
@@ -796,8 +795,13 @@ def _cgroups(_settings: Settings) -> Check:
 
 def _judge_rootfs(settings: Settings) -> Check:
     from hpcbox.judge.languages import load_registry
-    from hpcbox.judge.rootfs import check_cache_dir, is_built, rootfs_path
-    from hpcbox.judge.service import judge_cache_dir
+    from hpcbox.judge.rootfs import is_built, rootfs_path
+    from hpcbox.judge.runtime_dir import (
+        SYSTEM_CACHE_DIR,
+        check_cache_dir,
+        check_reachable,
+        judge_cache_dir,
+    )
 
     pillars: tuple[Pillar, ...] = ("judge",)
     cache = judge_cache_dir(settings)
@@ -813,21 +817,19 @@ def _judge_rootfs(settings: Settings) -> Check:
         )
     try:
         check_cache_dir(cache)
+        # The sandbox runs as an unprivileged uid: it must reach the root filesystem
+        # (checked as that uid when root; a no-op otherwise).
+        check_reachable(path / "usr" / "bin" / "python3")
     except HpcboxError as exc:
-        return Check("judge root filesystem", False, str(exc), "", pillars=pillars)
-    if os.geteuid() == 0:
-        # The sandbox runs as an unprivileged uid: it must reach the root filesystem.
-        probe = path / "usr" / "bin" / "python3"
-        done = _run_as(["test", "-x", str(probe)], SANDBOX_HOST_UID)
-        if done.returncode != 0:
-            return Check(
-                "judge root filesystem",
-                False,
-                f"built at {path}, but the sandbox's uid {SANDBOX_HOST_UID} cannot reach it",
-                "set HPCBOX_JUDGE_CACHE to a directory every user can traverse "
-                "(e.g. /var/cache/hpcbox/judge) and run hpcbox judge setup",
-                pillars=pillars,
-            )
+        return Check(
+            "judge root filesystem",
+            False,
+            str(exc),
+            "leave HPCBOX_JUDGE_CACHE unset (root's runtime then lives in "
+            f"{SYSTEM_CACHE_DIR}/judge) or point it at a directory owned by root, "
+            "writable by no one else and searchable by every user; then hpcbox judge setup",
+            pillars=pillars,
+        )
     return Check("judge root filesystem", True, f"ready at {path}", pillars=pillars)
 
 

@@ -55,11 +55,13 @@ def podman_without_init(tmp: Path) -> Iterator[EngineRuntime]:
     podman = shutil.which("podman")
     assert podman is not None
     conf = tmp / "containers.conf"
+    # Podman 4.3 reads init_path from the [engine] table.
     conf.write_text(
         "[containers]\n"
         'default_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]\n'
+        "[engine]\n"
         'init_path = "/nonexistent/catatonit"\n'
-        "[engine]\n" + ('runtime = "runc"\n' if shutil.which("runc") else "")
+        + ('runtime = "runc"\n' if shutil.which("runc") else "")
     )
     socket = tmp / "podman.sock"
     log = (tmp / "podman.log").open("wb")

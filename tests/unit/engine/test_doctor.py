@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -415,3 +417,61 @@ def test_the_command_prints_json_and_exits_by_strictness(
     data = json.loads(strict.output)
     assert [c["name"] for c in data] == ["state store", DNS_CHECK]
     assert data[1]["main_job"] is True
+
+
+def _judge_check(settings: Settings) -> Check:
+    return next(c for c in run_checks(settings, containers=False) if c.name.startswith("judge"))
+
+
+def _fake_rootfs(cache: Path) -> Path:
+    from hpcbox.judge.languages import load_registry
+    from hpcbox.judge.rootfs import rootfs_path
+
+    packages = [lang.package for lang in load_registry().values() if lang.package]
+    path = rootfs_path(cache, packages)
+    (path / "usr" / "bin").mkdir(parents=True)
+    python = path / "usr" / "bin" / "python3"
+    python.write_text("")
+    python.chmod(0o755)
+    (path / ".hpcbox-rootfs").write_text("python3\n")
+    return path
+
+
+def test_the_judge_check_says_how_to_build_the_runtime(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HPCBOX_JUDGE_CACHE", str(tmp_path / "judge"))
+    check = _judge_check(settings)
+    assert not check.ok and check.pillars == ("judge",)
+    assert check.detail.startswith("not built (")
+    assert check.fix.startswith("hpcbox judge setup")
+    assert not check.required and not check.main_job
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can check as the sandbox's uid")
+def test_the_judge_check_catches_a_runtime_the_sandbox_uid_cannot_reach(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hidden = tmp_path / "private"
+    hidden.mkdir(mode=0o700)
+    hidden.chmod(0o700)
+    cache = hidden / "judge"
+    cache.mkdir(mode=0o755)
+    _fake_rootfs(cache)
+    monkeypatch.setenv("HPCBOX_JUDGE_CACHE", str(cache))
+    check = _judge_check(settings)
+    assert not check.ok
+    assert "cannot reach" in check.detail
+    assert "HPCBOX_JUDGE_CACHE" in check.fix
+    # The same runtime where every user can search the way to it is ready.
+    shared = Path(tempfile.mkdtemp(prefix="hb-doctor-", dir="/tmp"))
+    try:
+        shared.chmod(0o755)
+        path = _fake_rootfs(shared / "judge")
+        (shared / "judge").chmod(0o755)
+        monkeypatch.setenv("HPCBOX_JUDGE_CACHE", str(shared / "judge"))
+        ready = _judge_check(settings)
+        assert ready.ok, ready
+        assert ready.detail == f"ready at {path}"
+    finally:
+        shutil.rmtree(shared)
