@@ -11,6 +11,8 @@ CLUSTER="${HPCBOX_DEMO_CLUSTER:-demo}"
 # The judge's runtime (a Debian root filesystem with every language's compiler):
 # built once, minutes; reused after.
 hpcbox judge setup
+# The node images this cluster runs (bootstraps Debian the first time: a few minutes).
+hpcbox images build --role slurm-controller --role slurm-worker
 # Exits non-zero, naming the fix, when something this job needs is missing.
 hpcbox doctor --strict
 # Taken down however this script ends (an error, Ctrl-C): a second run starts clean.

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from hpcbox.cli.output import console, err_console, print_json
+from hpcbox.cli.output import console, print_json
 from hpcbox.core.cluster import ClusterSpec, parse_cluster_spec, parse_cluster_yaml
 from hpcbox.core.errors import InvalidInputError, UnavailableError
 from hpcbox.core.settings import Settings
@@ -27,19 +27,19 @@ images_app = typer.Typer(help="Container images for cluster nodes.", no_args_is_
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 
-def _progress(message: str) -> None:
-    err_console.print(f"[cyan]>[/] {message}", highlight=False, soft_wrap=True)
-
-
 def _manager(host_ca: str | None = None) -> Any:
     # Imported here so that other commands do not pay for the container stack.
+    from hpcbox.cli.output import RichReporter
     from hpcbox.engine.clusters.manager import ClusterManager
     from hpcbox.store import open_engine
     from hpcbox.store.clusters import ClusterStore
 
     settings = Settings.from_env()
     return ClusterManager(
-        settings, store=ClusterStore(open_engine(settings)), progress=_progress, host_ca=host_ca
+        settings,
+        store=ClusterStore(open_engine(settings)),
+        progress=RichReporter(),
+        host_ca=host_ca,
     )
 
 
@@ -47,8 +47,9 @@ HostCaOpt = Annotated[
     str | None,
     typer.Option(
         "--host-ca",
-        help="CA bundle image builds trust (pip/npm behind a TLS-intercepting proxy), "
-        "e.g. /etc/ssl/certs/ca-certificates.crt.",
+        help="CA bundle image builds trust (pip/npm behind a TLS-intercepting proxy): "
+        "a PEM file, 'auto' (the system's bundle; the default) or 'none'. "
+        "Env: HPCBOX_IMAGES_HOST_CA.",
     ),
 ]
 

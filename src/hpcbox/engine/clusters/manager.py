@@ -54,6 +54,7 @@ from hpcbox.core.errors import (
     PermanentError,
     UnavailableError,
 )
+from hpcbox.core.progress import Reporter, as_reporter
 from hpcbox.core.settings import Settings
 from hpcbox.core.target import parse_target
 from hpcbox.engine.clusters import jupyter
@@ -182,19 +183,22 @@ class ClusterManager:
         store: ClusterStore,
         targets: TargetStore | None = None,
         runtime: Runtime | None = None,
-        progress: Progress | None = None,
+        progress: Reporter | Progress | None = None,
         ready_timeout: float = 180.0,
         host_ca: str | None = None,
         preflight: bool = True,
     ) -> None:
         """``host_ca``: a CA bundle that image builds trust (for pip and npm behind a
         TLS-intercepting proxy); see :class:`~hpcbox.images.ImageBuilder`.
-        ``preflight``: run the container checks before each ``up``."""
+        ``preflight``: run the container checks before each ``up``. ``progress``:
+        a :class:`~hpcbox.core.progress.Reporter` (a bring-up is one step, and what
+        it waits for is shown) or a plain line callable."""
         self.settings = settings
         self.store = store
         self.targets = targets or TargetStore(store.engine)
         self._runtime = runtime
-        self.progress: Progress = progress or (lambda _msg: None)
+        self.reporter: Reporter = as_reporter(progress)
+        self.progress: Progress = self.reporter
         self.ready_timeout = ready_timeout
         self.host_ca = host_ca
         self.preflight = preflight
@@ -237,6 +241,7 @@ class ClusterManager:
     def _wait(
         self, cluster: str, host: str, what: str, check: Callable[[], bool], timeout: float
     ) -> None:
+        self.reporter.waiting(f"{what} on {host}")
         deadline = time.monotonic() + timeout
         last_error = ""
         while True:
@@ -358,7 +363,10 @@ class ClusterManager:
                 self._remove_nodes(rt, spec.name)
             self.store.create(spec, runtime=rt.name, replace=action is not UpAction.CREATE)
             try:
-                self._up(spec, rt, builder)
+                with self.reporter.step(
+                    f"bringing up cluster {spec.name}", waiting_for="the controller"
+                ):
+                    self._up(spec, rt, builder)
             except HpcboxError as exc:
                 self._failed(spec.name, str(exc))
                 raise
