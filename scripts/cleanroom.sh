@@ -95,7 +95,7 @@ podman run --name "$NAME" --privileged --network host \
     -v "$WORK/src:/src" -v "$PWD/scripts/cleanroom-inside.sh:/run.sh:ro" \
     -v "$WORK/storage:/var/lib/containers" "${HOST_CA[@]}" \
     -e CI="${CI:-}" -e LANG=C.UTF-8 -e PREINSTALL="$PREINSTALL" \
-    "$IMAGE" /run.sh >"$OUT/run.log" 2>&1 || rc=$?
+    "$IMAGE" bash /run.sh >"$OUT/run.log" 2>&1 || rc=$?
 if [ "$rc" -ne 0 ]; then
     tail -n 40 "$OUT/run.log" >&2
     grep '^==> \[cleanroom\]' "$OUT/run.log" >&2 || true
