@@ -93,7 +93,7 @@ _PROBE_PID = "io.hpcbox.doctor.pid"
 _PROBE_HOST = "io.hpcbox.doctor.host"
 _PROBE_NETWORK = "io.hpcbox.doctor.network"
 #: A stop slower than this means the init did not pass SIGTERM on.
-_PROMPT_STOP = 3.0
+_PROMPT_STOP = 4.0
 
 
 @dataclass(frozen=True)
@@ -421,6 +421,30 @@ def _resolves(runtime: Runtime, client: str, name: str, *, timeout: float) -> tu
         time.sleep(0.25)
 
 
+def _init_error(runtime: Runtime, name: str, *, timeout: float = 15.0) -> str | None:
+    """None when PID 1 of ``name`` (started with an init) is not the command itself.
+
+    Read again until it answers: on a loaded machine an exec right after the start
+    can fail or come back empty, and that says nothing about the init. Only a
+    definite answer (PID 1 is the command) or a read that never succeeds is an error.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        pid1 = runtime.exec(name, ["cat", "/proc/1/cmdline"], timeout=20)
+        argv0 = pid1.stdout.split(b"\0")[0].decode(errors="replace")
+        if pid1.exit_code == 0 and argv0:
+            if os.path.basename(argv0) == "sleep":
+                return f"PID 1 of a container started with an init is {argv0!r}"
+            return None
+        if time.monotonic() >= deadline:
+            said = pid1.stderr.decode(errors="replace").strip()[-200:]
+            return (
+                f"PID 1 of a container started with an init could not be read "
+                f"(cat /proc/1/cmdline: exit {pid1.exit_code}{': ' + said if said else ''})"
+            )
+        time.sleep(0.25)
+
+
 def probe_containers(
     runtime: Runtime,
     image: str,
@@ -449,15 +473,14 @@ def probe_containers(
             probe.start(a, init=False)
             init_error = f"a container does not start with an init: {exc}"
         else:
-            pid1 = runtime.exec(a, ["cat", "/proc/1/cmdline"], timeout=20)
-            argv0 = pid1.stdout.split(b"\0")[0].decode(errors="replace")
-            if pid1.exit_code != 0 or os.path.basename(argv0) in ("", "sleep"):
-                init_error = f"PID 1 of a container started with an init is {argv0!r}"
+            init_error = _init_error(runtime, a)
         probe.start(b, init=init_error is None)
         resolved, answer = _resolves(runtime, a, b, timeout=dns_timeout)
         if init_error is None:
             started = time.monotonic()
-            runtime.stop(b, timeout=_PROMPT_STOP + 2)
+            # A command that ignores SIGTERM waits the whole timeout: far above the
+            # threshold, so a loaded machine is not mistaken for a missing init.
+            runtime.stop(b, timeout=_PROMPT_STOP * 2.5)
             took = time.monotonic() - started
             if took > _PROMPT_STOP:
                 init_error = (

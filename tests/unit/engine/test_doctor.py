@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -38,7 +39,7 @@ from hpcbox.engine.doctor import (
     userns_fix,
 )
 from hpcbox.images import image_tag
-from hpcbox.runtimes import ContainerInfo, ContainerSpec
+from hpcbox.runtimes import ContainerInfo, ContainerSpec, ExecResult
 from tests.unit.engine.fake_runtime import FakeRuntime, ok
 
 IMAGE = "hpcbox/debian:bookworm"
@@ -111,6 +112,37 @@ def test_no_name_resolution_is_reported_with_the_netavark_fix() -> None:
     assert "apt-get install netavark aardvark-dns" in dns.fix
     assert "kill $(cat /state/runtime/podman/podman.pid)" in dns.fix
     assert_cleaned_up(rt)
+
+
+def test_an_empty_first_read_of_pid_1_is_read_again_not_a_failure() -> None:
+    # On a loaded machine an exec right after the start can come back empty.
+    rt = FakeRuntime()
+    empty = iter([ExecResult(0, b"", b""), ExecResult(1, b"", b"exec failed")])
+    rt.handlers.append(lambda _c, argv: next(empty, None) if list(argv)[:1] == ["cat"] else None)
+    init, dns = probe_containers(rt, IMAGE, dns_timeout=1)
+    assert init.ok, init
+    assert dns.ok, dns
+    assert_cleaned_up(rt)
+
+
+def test_pid_1_that_never_reads_is_reported_with_what_the_read_said(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rt = FakeRuntime()
+    rt.handlers.append(
+        lambda _c, argv: (
+            ExecResult(126, b"", b"OCI runtime exec failed") if list(argv)[:1] == ["cat"] else None
+        )
+    )
+    monkeypatch.setattr(doctor, "_init_error", _quick(doctor._init_error))
+    init, _dns = probe_containers(rt, IMAGE, dns_timeout=1)
+    assert not init.ok
+    assert "could not be read" in init.detail and "OCI runtime exec failed" in init.detail
+    assert_cleaned_up(rt)
+
+
+def _quick(check: Callable[..., str | None]) -> Callable[..., str | None]:
+    return lambda runtime, name: check(runtime, name, timeout=0.3)
 
 
 def test_a_pid_1_that_is_not_an_init_fails_the_init_check() -> None:
