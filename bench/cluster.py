@@ -29,13 +29,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hpcbox.core.cluster import parse_cluster_spec
+from hpcbox.clusters.images import image_tag
+from hpcbox.clusters.manager import ClusterManager
+from hpcbox.clusters.spec import parse_cluster_spec
+from hpcbox.clusters.store import ClusterStore
 from hpcbox.core.settings import Settings
-from hpcbox.engine.clusters.manager import ClusterManager
-from hpcbox.images import image_tag
-from hpcbox.runtimes import ContainerSpec, FileEntry
-from hpcbox.store import open_engine
-from hpcbox.store.clusters import ClusterStore
+from hpcbox.infra.db import open_engine
+from hpcbox.infra.runtimes import ContainerSpec, FileEntry
 
 PINGPONG = r"""
 #include <mpi.h>

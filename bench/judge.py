@@ -73,11 +73,11 @@ import httpx
 import uvloop
 
 from hpcbox.core.settings import Settings
+from hpcbox.infra.isolation.cgroup.detect import detect_driver
 from hpcbox.judge.languages import load_registry
 from hpcbox.judge.rootfs import ensure_rootfs
+from hpcbox.judge.sandbox import RunSpec, UntrustedSandbox
 from hpcbox.judge.service import judge_cache_dir
-from hpcbox.sandbox.cgroup.detect import detect_driver
-from hpcbox.sandbox.untrusted import RunSpec, UntrustedSandbox
 
 TRIVIAL_C = b"int main(void){return 0;}\n"
 _ENV = {"PATH": "/usr/bin:/bin"}

@@ -140,14 +140,14 @@ def host(args: argparse.Namespace) -> dict[str, Any]:
     """Bring the cluster up, run :func:`inside` on its front end, take it down."""
     import os
 
-    from hpcbox.core.cluster import parse_cluster_spec
+    from hpcbox.clusters.jupyter import HUB_PYTHON
+    from hpcbox.clusters.manager import ClusterManager
+    from hpcbox.clusters.render.jupyter import CLIENT_FILE
+    from hpcbox.clusters.spec import parse_cluster_spec
+    from hpcbox.clusters.store import ClusterStore
     from hpcbox.core.settings import Settings
-    from hpcbox.engine.clusters.jupyter import HUB_PYTHON
-    from hpcbox.engine.clusters.manager import ClusterManager
-    from hpcbox.render.jupyter import CLIENT_FILE
-    from hpcbox.runtimes import FileEntry
-    from hpcbox.store import open_engine
-    from hpcbox.store.clusters import ClusterStore
+    from hpcbox.infra.db import open_engine
+    from hpcbox.infra.runtimes import FileEntry
 
     settings = Settings.from_env()
     ca = "/etc/ssl/certs/ca-certificates.crt"

@@ -33,11 +33,12 @@ import httpx
 from sqlalchemy import text
 
 from hpcbox.core.settings import Settings
-from hpcbox.core.spec import parse_job_spec
-from hpcbox.core.states import ACTIVE_STATES
-from hpcbox.engine.jobs import JobEngine
-from hpcbox.sandbox import LaunchRequest, Limits, Sandbox
-from hpcbox.store import JobStore, open_engine
+from hpcbox.infra.db import open_engine
+from hpcbox.jobs.backends.local.sandbox import LaunchRequest, Limits, Sandbox
+from hpcbox.jobs.engine import JobEngine
+from hpcbox.jobs.model.spec import parse_job_spec
+from hpcbox.jobs.model.states import ACTIVE_STATES
+from hpcbox.jobs.store import JobStore
 
 TRUE = "/bin/true"
 

@@ -33,16 +33,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from hpcbox.core.cluster import parse_cluster_spec
+from hpcbox.clusters.manager import ClusterManager
+from hpcbox.clusters.spec import parse_cluster_spec
+from hpcbox.clusters.store import ClusterStore
 from hpcbox.core.settings import Settings
-from hpcbox.core.spec import parse_job_spec
-from hpcbox.core.states import JobState
-from hpcbox.core.target import TargetSpec
-from hpcbox.engine.clusters.manager import ClusterManager
-from hpcbox.engine.jobs import JobEngine
-from hpcbox.store import open_engine
-from hpcbox.store.clusters import ClusterStore
-from hpcbox.store.targets import TargetStore
+from hpcbox.infra.db import open_engine
+from hpcbox.jobs.engine import JobEngine
+from hpcbox.jobs.model.spec import parse_job_spec
+from hpcbox.jobs.model.states import JobState
+from hpcbox.jobs.model.target import TargetSpec
+from hpcbox.jobs.target_store import TargetStore
 
 CLUSTER = "sshbench"
 USER = "bench"

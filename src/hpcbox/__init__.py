@@ -13,8 +13,8 @@ from hpcbox.core.errors import (
     TransientError,
     UnavailableError,
 )
-from hpcbox.core.spec import JobSpec, Resources
-from hpcbox.core.states import JobState
+from hpcbox.jobs.model.spec import JobSpec, Resources
+from hpcbox.jobs.model.states import JobState
 
 __version__ = "0.1.0"
 

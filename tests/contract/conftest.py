@@ -25,8 +25,8 @@ import httpx
 import pytest
 
 from hpcbox.core.settings import Settings
-from hpcbox.core.states import JobState
-from hpcbox.engine import JobEngine
+from hpcbox.jobs.engine import JobEngine
+from hpcbox.jobs.model.states import JobState
 from tests.conftest import require
 
 HPCBOX_BIN = Path(sys.executable).parent / "hpcbox"
@@ -92,7 +92,7 @@ def _agents_of(home: Path) -> list[int]:
     """Pids of ``hpcbox agent`` processes scheduling for ``home``."""
     wanted = f"HPCBOX_HOME={home}".encode()
     pids = []
-    for pid in processes_with("hpcbox.engine.agent"):
+    for pid in processes_with("hpcbox.jobs.backends.local.agent"):
         try:
             environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
         except OSError:

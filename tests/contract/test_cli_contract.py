@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from hpcbox import __version__
-from hpcbox.core.spec import parse_job_spec
+from hpcbox.jobs.model.spec import parse_job_spec
 from tests.contract.conftest import JOB_FIELDS, TERMINAL, Cli, one_line
 
 pytestmark = pytest.mark.integration

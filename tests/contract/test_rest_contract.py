@@ -9,7 +9,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from hpcbox.core.spec import parse_job_spec
+from hpcbox.jobs.model.spec import parse_job_spec
 from tests.contract.conftest import (
     JOB_FIELDS,
     TERMINAL,

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from hpcbox.core.errors import HpcboxError
-from hpcbox.core.spec import parse_job_spec
-from hpcbox.engine import JobEngine
+from hpcbox.jobs.engine import JobEngine
+from hpcbox.jobs.model.spec import parse_job_spec
 from tests.contract.conftest import (
     TERMINAL,
     Cli,

@@ -14,15 +14,15 @@ import hpcbox
 PACKAGES = [
     "hpcbox",
     "hpcbox.core.errors",
-    "hpcbox.core.spec",
-    "hpcbox.core.states",
-    "hpcbox.store",
-    "hpcbox.engine",
-    "hpcbox.sandbox",
-    "hpcbox.runtimes",
-    "hpcbox.images",
-    "hpcbox.render",
-    "hpcbox.core.cluster",
+    "hpcbox.jobs.model.spec",
+    "hpcbox.jobs.model.states",
+    "hpcbox.infra.db",
+    "hpcbox.jobs.engine",
+    "hpcbox.jobs.backends.local.sandbox",
+    "hpcbox.infra.runtimes",
+    "hpcbox.clusters.images",
+    "hpcbox.clusters.render",
+    "hpcbox.clusters.spec",
 ]
 ROOT = Path(__file__).resolve().parents[2]
 

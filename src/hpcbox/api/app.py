@@ -1,4 +1,4 @@
-"""The REST API: a thin FastAPI shell over :class:`hpcbox.engine.JobEngine`.
+"""The REST API: a thin FastAPI shell over :class:`hpcbox.jobs.engine.JobEngine`.
 
 ``/v1/...`` is hpcbox's own API. Errors are mapped once, by exception handlers:
 every :class:`HpcboxError` becomes its ``http_status`` with a JSON ``detail``
@@ -28,10 +28,10 @@ from hpcbox.api.judge0_metrics import JudgeCollector
 from hpcbox.api.metrics import Metrics
 from hpcbox.api.submissions import submissions_router
 from hpcbox.core.errors import HpcboxError, InvalidInputError
-from hpcbox.core.spec import JobSpec
-from hpcbox.core.states import JobState
-from hpcbox.engine.jobs import JobEngine
-from hpcbox.engine.judge_queue import JudgeQueue
+from hpcbox.jobs.engine import JobEngine
+from hpcbox.jobs.model.spec import JobSpec
+from hpcbox.jobs.model.states import JobState
+from hpcbox.judge.queue.queue import JudgeQueue
 
 __all__ = ["JobSubmission", "RerunRequest", "TargetRequest", "create_app"]
 

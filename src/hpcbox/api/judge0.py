@@ -31,7 +31,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 
 from hpcbox import __version__
 from hpcbox.core.errors import HpcboxError, InvalidInputError, NotFoundError, TransientError
-from hpcbox.core.judge0 import (
+from hpcbox.judge.judge0.mapping import (
     JUDGE0_VERSION,
     STATUSES,
     Judge0Config,
@@ -42,9 +42,9 @@ from hpcbox.core.judge0 import (
     parse_request,
     status_for,
 )
-from hpcbox.engine.judge_queue import JudgeQueue, LanguageInfo
-from hpcbox.engine.judge_views import STATE_FIELDS, judge0_json, judge0_state_json
-from hpcbox.store.submissions import DONE, PROCESSING, SubmissionRecord
+from hpcbox.judge.judge0.views import STATE_FIELDS, judge0_json, judge0_state_json
+from hpcbox.judge.queue.queue import JudgeQueue, LanguageInfo
+from hpcbox.judge.store.repository import DONE, PROCESSING, SubmissionRecord
 
 __all__ = ["JUDGE0_PREFIX", "judge0_error", "judge0_router"]
 

@@ -13,8 +13,8 @@ from datetime import timedelta
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from hpcbox.engine.judge_queue import JudgeQueue
-from hpcbox.store.jobs import utcnow
+from hpcbox.jobs.store import utcnow
+from hpcbox.judge.queue.queue import JudgeQueue
 
 __all__ = ["JudgeCollector"]
 

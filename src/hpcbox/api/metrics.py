@@ -8,7 +8,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from hpcbox.core.states import JobState
+from hpcbox.jobs.model.states import JobState
 
 __all__ = ["Metrics"]
 

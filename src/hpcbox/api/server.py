@@ -15,8 +15,8 @@ from fastapi import FastAPI
 
 from hpcbox.api.app import create_app
 from hpcbox.core.settings import Settings
-from hpcbox.engine.jobs import JobEngine
-from hpcbox.engine.judge_queue import open_judge_queue
+from hpcbox.jobs.engine import JobEngine
+from hpcbox.judge.queue.queue import open_judge_queue
 
 __all__ = ["create_app_from_env"]
 

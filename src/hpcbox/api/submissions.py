@@ -24,7 +24,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from hpcbox.api.auth import require_token
 from hpcbox.core.errors import InvalidInputError
-from hpcbox.core.judge import (
+from hpcbox.judge.judge0.mapping import Judge0Config
+from hpcbox.judge.judge0.views import native_json, result_json
+from hpcbox.judge.model import (
     MAX_SOURCE_BYTES,
     Arguments,
     CompareMode,
@@ -32,10 +34,8 @@ from hpcbox.core.judge import (
     Submission,
     TestCase,
 )
-from hpcbox.core.judge0 import Judge0Config
-from hpcbox.engine.judge_queue import JudgeQueue
-from hpcbox.engine.judge_views import native_json, result_json
-from hpcbox.store.submissions import DONE
+from hpcbox.judge.queue.queue import JudgeQueue
+from hpcbox.judge.store.repository import DONE
 
 __all__ = ["SubmissionRequest", "submissions_router"]
 

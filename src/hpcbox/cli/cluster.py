@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 
 from hpcbox.cli.output import console, print_json
-from hpcbox.core.cluster import ClusterSpec, parse_cluster_spec, parse_cluster_yaml
+from hpcbox.clusters.spec import ClusterSpec, parse_cluster_spec, parse_cluster_yaml
 from hpcbox.core.errors import InvalidInputError, UnavailableError
 from hpcbox.core.settings import Settings
 
@@ -30,9 +30,9 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")
 def _manager(host_ca: str | None = None) -> Any:
     # Imported here so that other commands do not pay for the container stack.
     from hpcbox.cli.output import RichReporter
-    from hpcbox.engine.clusters.manager import ClusterManager
-    from hpcbox.store import open_engine
-    from hpcbox.store.clusters import ClusterStore
+    from hpcbox.clusters.manager import ClusterManager
+    from hpcbox.clusters.store import ClusterStore
+    from hpcbox.infra.db import open_engine
 
     settings = Settings.from_env()
     return ClusterManager(
@@ -89,7 +89,7 @@ def _spec_from_options(
     if kind is not None:
         data["kind"] = kind
     if users:
-        from hpcbox.engine.clusters.users import user_from_option
+        from hpcbox.clusters.users import user_from_option
 
         given = [user_from_option(value) for value in users]
         names = {u["name"] for u in given}
@@ -272,8 +272,8 @@ def render(
     ] = None,
 ) -> None:
     """Render the spec for another target (Kubernetes manifests, one file each)."""
-    from hpcbox.engine.clusters.keys import load_or_create_keys
-    from hpcbox.render.kubernetes import ClusterSecrets, manifests_yaml, render_kubernetes
+    from hpcbox.clusters.keys import load_or_create_keys
+    from hpcbox.clusters.render.kubernetes import ClusterSecrets, manifests_yaml, render_kubernetes
 
     if target != "kubernetes":
         raise InvalidInputError("only 'kubernetes' is supported", field="--target")
@@ -341,9 +341,9 @@ def images_build(
     $HPCBOX_HOME/images/logs/; a failure names it.
     """
     from hpcbox.cli.output import RichReporter, print_error_detail
+    from hpcbox.clusters.images import ROLES, ImageBuilder
     from hpcbox.core.errors import HpcboxError
-    from hpcbox.images import ROLES, ImageBuilder
-    from hpcbox.runtimes import connect_runtime
+    from hpcbox.infra.runtimes import connect_runtime
 
     settings = Settings.from_env()
     roles = list(role or ROLES)

@@ -13,10 +13,10 @@ from rich.markup import escape
 
 from hpcbox.cli.output import RichReporter, console, err_console, print_error_detail, print_json
 from hpcbox.core.errors import HpcboxError, InvalidInputError
-from hpcbox.core.judge import JudgeResult, Limits, Submission, TestCase
 from hpcbox.core.progress import Reporter, format_elapsed
 from hpcbox.core.settings import Settings
 from hpcbox.core.units import parse_memory
+from hpcbox.judge.model import JudgeResult, Limits, Submission, TestCase
 
 if TYPE_CHECKING:
     from hpcbox.judge.service import JudgeService

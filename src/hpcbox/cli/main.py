@@ -1,4 +1,4 @@
-"""The ``hpcbox`` command line: a thin typer shell over :class:`hpcbox.engine.JobEngine`.
+"""The ``hpcbox`` command line: a thin typer shell over :class:`hpcbox.jobs.engine.JobEngine`.
 
 Errors are mapped once, in :func:`main`: every :class:`HpcboxError` prints one
 line on stderr and exits with the error's ``exit_code`` (2 for bad input, 1 for
@@ -23,11 +23,11 @@ from hpcbox.cli.output import console, err_console, job_detail, job_table, print
 from hpcbox.cli.target import target_app
 from hpcbox.core.errors import HpcboxError, InvalidInputError
 from hpcbox.core.extras import require as require_extra
-from hpcbox.core.job import Job
 from hpcbox.core.network import check_listen_address
 from hpcbox.core.settings import Settings
-from hpcbox.core.spec import parse_job_spec
-from hpcbox.core.states import JobState
+from hpcbox.jobs.model.job import Job
+from hpcbox.jobs.model.spec import parse_job_spec
+from hpcbox.jobs.model.states import JobState
 
 __all__ = ["app", "main"]
 
@@ -66,7 +66,7 @@ def _root(
 
 def _engine() -> Any:
     # Imported here so that `hpcbox --version` and `--help` stay instant.
-    from hpcbox.engine.jobs import JobEngine
+    from hpcbox.jobs.engine import JobEngine
 
     engine = JobEngine(Settings.from_env(), scheduling="agent")
     # Any job command may be the first after a scheduler died (even by SIGKILL):
@@ -381,7 +381,7 @@ def doctor(
     Exits 1 when something local jobs need is missing; with --strict, also when
     something a SLURM cluster on containers needs is missing.
     """
-    from hpcbox.engine.doctor import exit_status, run_checks
+    from hpcbox.cli.doctor import exit_status, run_checks
 
     checks = run_checks(Settings.from_env(), containers=containers)
     if as_json:
@@ -417,7 +417,7 @@ def doctor(
 @app.command("agent", hidden=True)
 def agent() -> None:
     """Schedule local jobs in the foreground until idle (normally started for you)."""
-    from hpcbox.engine.agent import run_agent
+    from hpcbox.jobs.backends.local.agent import run_agent
 
     raise typer.Exit(run_agent(Settings.from_env()))
 

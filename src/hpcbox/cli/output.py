@@ -16,9 +16,9 @@ from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElaps
 from rich.table import Column, Table
 
 from hpcbox.core.errors import HpcboxError
-from hpcbox.core.job import Job
 from hpcbox.core.progress import format_elapsed
 from hpcbox.core.units import format_duration, format_memory
+from hpcbox.jobs.model.job import Job
 
 __all__ = [
     "RichReporter",

@@ -17,9 +17,9 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")
 
 
 def _service() -> Any:
-    from hpcbox.engine.targets import TargetService
-    from hpcbox.store import open_engine
-    from hpcbox.store.targets import TargetStore
+    from hpcbox.infra.db import open_engine
+    from hpcbox.jobs.target_store import TargetStore
+    from hpcbox.jobs.targets import TargetService
 
     return TargetService(TargetStore(open_engine(Settings.from_env())))
 
@@ -73,9 +73,10 @@ def list_targets(as_json: JsonOpt = False) -> None:
 @target_app.command("check")
 def check(name: str, as_json: JsonOpt = False) -> None:
     """Connect; find sbatch, squeue, sacct and scancel; see whether accounting answers."""
-    from hpcbox.engine.remote import RemoteJobs
-    from hpcbox.store import JobStore, open_engine
-    from hpcbox.store.targets import TargetStore
+    from hpcbox.infra.db import open_engine
+    from hpcbox.jobs.backends.slurm.watcher import RemoteJobs
+    from hpcbox.jobs.store import JobStore
+    from hpcbox.jobs.target_store import TargetStore
 
     engine = open_engine(Settings.from_env())
     remote = RemoteJobs(JobStore(engine), TargetStore(engine))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from hpcbox.core.judge import CompareMode
+from hpcbox.judge.model import CompareMode
 
 __all__ = ["outputs_match", "same_exact", "same_floats", "same_tokens"]
 

@@ -35,7 +35,7 @@ class Language:
     package: str = ""
     smoke_source: str = ""
     env: tuple[tuple[str, str], ...] = ()
-    #: Boxes forked from the sandbox fork-server (see ``sandbox/untrusted/_zygote.py``):
+    #: Boxes forked from the sandbox fork-server (see ``judge/sandbox/_zygote.py``):
     #: worth it where a run is mostly an interpreter's start, as for Python.
     fork_server: bool = False
 

@@ -13,7 +13,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from hpcbox.core.errors import InvalidInputError
-from hpcbox.core.judge import (
+from hpcbox.judge.compare import outputs_match
+from hpcbox.judge.languages import Language, expand_argv
+from hpcbox.judge.model import (
     MAX_SOURCE_BYTES,
     CompareMode,
     JudgeResult,
@@ -24,11 +26,9 @@ from hpcbox.core.judge import (
     TestResult,
     Verdict,
 )
-from hpcbox.judge.compare import outputs_match
-from hpcbox.judge.languages import Language, expand_argv
+from hpcbox.judge.sandbox.box import WarmBox
+from hpcbox.judge.sandbox.spec import RunLimits, RunResult, RunSpec
 from hpcbox.judge.verdicts import run_limits, run_verdict
-from hpcbox.sandbox.untrusted.box import WarmBox
-from hpcbox.sandbox.untrusted.spec import RunLimits, RunResult, RunSpec
 
 __all__ = ["COMPILE_LIMITS", "MAX_ARTIFACTS", "MAX_SOURCE_BYTES", "judge_submission"]
 

@@ -1,7 +1,7 @@
 """Where the judge's runtime root filesystems live, and why that place is safe.
 
 The judge runs untrusted programs as an unprivileged host uid (``nobody``, see
-:class:`hpcbox.sandbox.untrusted.UntrustedSandbox`), and bubblewrap opens the runtime
+:class:`hpcbox.judge.sandbox.UntrustedSandbox`), and bubblewrap opens the runtime
 root filesystem as that uid: every directory above the root filesystem must be
 searchable by it. A state directory under a home is not (``/root`` is 0700, and so
 is every home Debian 12 creates), so the runtime does not live there for root.

@@ -1,4 +1,4 @@
-"""JudgeService: the real :class:`hpcbox.core.judge.JudgeFunction`.
+"""JudgeService: the real :class:`hpcbox.judge.model.JudgeFunction`.
 
 Owns the language registry, the runtime root filesystem (built on first use if
 missing; where it lives: :mod:`hpcbox.judge.runtime_dir`), the untrusted sandbox
@@ -17,15 +17,15 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from hpcbox.core.errors import HpcboxError, InvalidInputError, UnavailableError
-from hpcbox.core.judge import JudgeResult, Submission, TestCase, TestObserver, Verdict
 from hpcbox.core.progress import LineReporter, Reporter
 from hpcbox.core.settings import Settings
 from hpcbox.judge.languages import Language, load_registry, name_with_versions
+from hpcbox.judge.model import JudgeResult, Submission, TestCase, TestObserver, Verdict
 from hpcbox.judge.pipeline import judge_submission, run_env
 from hpcbox.judge.rootfs import ensure_rootfs, installed_versions, is_built, rootfs_path
 from hpcbox.judge.runtime_dir import SANDBOX_UID, judge_cache_dir
-from hpcbox.sandbox.untrusted.box import UntrustedSandbox, WarmBox
-from hpcbox.sandbox.untrusted.pool import WarmPool
+from hpcbox.judge.sandbox.box import UntrustedSandbox, WarmBox
+from hpcbox.judge.sandbox.pool import WarmPool
 
 __all__ = ["DEFAULT_POOL_SIZE", "JudgeService", "judge_cache_dir"]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import signal
 
-from hpcbox.core.judge import Limits, Verdict
-from hpcbox.sandbox.untrusted.spec import RunLimits, RunResult
+from hpcbox.judge.model import Limits, Verdict
+from hpcbox.judge.sandbox.spec import RunLimits, RunResult
 
 __all__ = ["run_limits", "run_verdict"]
 

@@ -59,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Imported here: --help stays fast, and a bad option never starts anything.
     import kopf
 
-    from hpcbox.engine.jobs import JobEngine
+    from hpcbox.jobs.engine import JobEngine
     from hpcbox.operator.controller import DEFAULT_LOG_IMAGE, SlurmJobController
     from hpcbox.operator.handlers import registry
     from hpcbox.operator.lightkube_api import LightkubeApi

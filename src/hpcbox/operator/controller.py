@@ -29,12 +29,13 @@ from hpcbox.core.errors import (
     PermanentError,
     TransientError,
 )
-from hpcbox.core.job import Job
-from hpcbox.core.spec import JobSpec
-from hpcbox.core.states import ACTIVE_STATES, JobState
-from hpcbox.core.target import TargetSpec
-from hpcbox.engine.jobs import JobEngine
-from hpcbox.engine.remote import BACKEND as SLURM_BACKEND
+from hpcbox.infra.transport.credentials import CredentialStore
+from hpcbox.jobs.backends.slurm.watcher import BACKEND as SLURM_BACKEND
+from hpcbox.jobs.engine import JobEngine
+from hpcbox.jobs.model.job import Job
+from hpcbox.jobs.model.spec import JobSpec
+from hpcbox.jobs.model.states import ACTIVE_STATES, JobState
+from hpcbox.jobs.model.target import TargetSpec
 from hpcbox.operator import mapping
 from hpcbox.operator.kube import KubeApi
 from hpcbox.operator.logpod import (
@@ -46,7 +47,6 @@ from hpcbox.operator.logpod import (
 )
 from hpcbox.operator.mapping import Decision
 from hpcbox.operator.resource import ObjectRef
-from hpcbox.transport.credentials import CredentialStore
 
 __all__ = ["DEFAULT_LOG_IMAGE", "SlurmJobController"]
 

@@ -20,12 +20,12 @@ from enum import StrEnum
 from typing import Any
 
 from hpcbox.core.errors import InvalidInputError
-from hpcbox.core.job import Job
-from hpcbox.core.spec import JobSpec, parse_job_spec
-from hpcbox.core.states import JobState
-from hpcbox.core.target import TargetSpec, parse_target
+from hpcbox.infra.transport.credentials import SshCredentials
+from hpcbox.jobs.model.job import Job
+from hpcbox.jobs.model.spec import JobSpec, parse_job_spec
+from hpcbox.jobs.model.states import JobState
+from hpcbox.jobs.model.target import TargetSpec, parse_target
 from hpcbox.operator.resource import ObjectRef
-from hpcbox.transport.credentials import SshCredentials
 
 __all__ = [
     "UID_ENV",

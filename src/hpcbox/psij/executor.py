@@ -6,7 +6,7 @@ named by the custom attribute ``hpcbox.target``, by
 :class:`HpcboxExecutorConfig`'s ``target`` or by the executor's ``url``.
 
 How a PSI/J :class:`~psij.JobSpec` maps onto hpcbox's
-:class:`~hpcbox.core.spec.JobSpec`:
+:class:`~hpcbox.jobs.model.spec.JobSpec`:
 
 * ``executable`` + ``arguments`` -> ``command``; ``directory`` -> ``workdir``
   (made absolute); ``environment`` -> ``env``; ``name`` -> ``name``.
@@ -58,9 +58,9 @@ from psij import (
 )
 
 if TYPE_CHECKING:
-    from hpcbox.core.job import Job as HpcboxJob
-    from hpcbox.core.spec import JobSpec as HpcboxJobSpec
-    from hpcbox.engine.jobs import JobEngine
+    from hpcbox.jobs.engine import JobEngine
+    from hpcbox.jobs.model.job import Job as HpcboxJob
+    from hpcbox.jobs.model.spec import JobSpec as HpcboxJobSpec
 
 __all__ = [
     "TARGET_ATTRIBUTE",
@@ -107,7 +107,7 @@ def to_hpcbox_spec(spec: psij.JobSpec) -> HpcboxJobSpec:
     what hpcbox's own validation refuses.
     """
     from hpcbox.core.errors import InvalidInputError
-    from hpcbox.core.spec import parse_job_spec
+    from hpcbox.jobs.model.spec import parse_job_spec
 
     if not spec.executable:
         raise InvalidJobException("the job specification has no executable")
@@ -166,7 +166,7 @@ def to_hpcbox_spec(spec: psij.JobSpec) -> HpcboxJobSpec:
 
 def psij_status(job: HpcboxJob) -> JobStatus:
     """The PSI/J status for an hpcbox job's current attempt."""
-    from hpcbox.core.states import JobState as HState
+    from hpcbox.jobs.model.states import JobState as HState
 
     cur = job.current
     metadata: dict[str, object] = {
@@ -230,7 +230,7 @@ class HpcboxJobExecutor(psij.JobExecutor):
                 raise SubmitException("the hpcbox executor is closed")
             if self._engine is None:
                 from hpcbox.core.settings import Settings
-                from hpcbox.engine.jobs import JobEngine
+                from hpcbox.jobs.engine import JobEngine
 
                 self._engine = JobEngine(Settings.from_env(), scheduling="thread")
                 atexit.register(self.close)
@@ -273,7 +273,7 @@ class HpcboxJobExecutor(psij.JobExecutor):
     def list(self) -> list[str]:
         """The ids of the hpcbox jobs that are queued or running (all of them, not
         only those submitted through this executor)."""
-        from hpcbox.core.states import ACTIVE_STATES
+        from hpcbox.jobs.model.states import ACTIVE_STATES
 
         engine = self._get_engine()
         ids: list[str] = []

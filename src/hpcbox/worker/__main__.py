@@ -12,8 +12,8 @@ import sys
 
 from hpcbox.core.errors import HpcboxError
 from hpcbox.core.settings import Settings
-from hpcbox.engine.judge_celery import QUEUE_NAME
-from hpcbox.engine.judge_queue_config import QueueConfig
+from hpcbox.judge.queue.celery_app import QUEUE_NAME
+from hpcbox.judge.queue.config import QueueConfig
 from hpcbox.worker.app import build_app, warm_up
 
 

@@ -17,13 +17,13 @@ from celery import Celery, bootsteps
 
 from hpcbox.core.errors import InvalidInputError
 from hpcbox.core.settings import Settings
-from hpcbox.engine.judge_callbacks import CallbackSender
-from hpcbox.engine.judge_celery import TASK_NAME, celery_config
-from hpcbox.engine.judge_queue import JudgeBackend, load_judge_service
-from hpcbox.engine.judge_queue_config import QueueConfig
-from hpcbox.engine.judge_runner import run_claimed
-from hpcbox.store import open_engine
-from hpcbox.store.submissions import SubmissionStore
+from hpcbox.infra.db import open_engine
+from hpcbox.judge.queue.callbacks import CallbackSender
+from hpcbox.judge.queue.celery_app import TASK_NAME, celery_config
+from hpcbox.judge.queue.config import QueueConfig
+from hpcbox.judge.queue.queue import JudgeBackend, load_judge_service
+from hpcbox.judge.queue.runner import run_claimed
+from hpcbox.judge.store.repository import SubmissionStore
 
 __all__ = ["build_app"]
 

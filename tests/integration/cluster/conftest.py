@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from hpcbox.core.cluster import ClusterSpec, parse_cluster_spec
+from hpcbox.clusters.manager import ClusterManager
+from hpcbox.clusters.spec import ClusterSpec, parse_cluster_spec
+from hpcbox.clusters.store import ClusterStore
 from hpcbox.core.settings import Settings
-from hpcbox.engine.clusters.manager import ClusterManager
-from hpcbox.runtimes import ExecResult
-from hpcbox.store import open_engine
-from hpcbox.store.clusters import ClusterStore
+from hpcbox.infra.db import open_engine
+from hpcbox.infra.runtimes import ExecResult
 from tests.conftest import require
 
 # One state dir for the whole session, so the podman service and image cache are shared.

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from hpcbox.core.cluster import ClusterState, parse_cluster_spec
+from hpcbox.clusters.manager import ClusterManager
+from hpcbox.clusters.naming import container_name, labels
+from hpcbox.clusters.spec import ClusterState, parse_cluster_spec
+from hpcbox.clusters.store import ClusterStore
 from hpcbox.core.errors import HpcboxError
 from hpcbox.core.settings import Settings
-from hpcbox.engine.clusters.manager import ClusterManager
-from hpcbox.engine.clusters.naming import container_name, labels
-from hpcbox.store.clusters import ClusterStore
 from tests.integration.helpers import run_cli
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

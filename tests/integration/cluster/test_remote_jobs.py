@@ -7,11 +7,11 @@ from collections.abc import Iterator
 
 import pytest
 
+from hpcbox.clusters.manager import ClusterManager
 from hpcbox.core.settings import Settings
-from hpcbox.core.spec import parse_job_spec
-from hpcbox.core.states import JobState
-from hpcbox.engine.clusters.manager import ClusterManager
-from hpcbox.engine.jobs import JobEngine
+from hpcbox.jobs.engine import JobEngine
+from hpcbox.jobs.model.spec import parse_job_spec
+from hpcbox.jobs.model.states import JobState
 from tests.integration.cluster.conftest import Up, run
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -20,13 +20,14 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from hpcbox.clusters.manager import ClusterManager
 from hpcbox.core.settings import Settings
-from hpcbox.core.spec import parse_job_spec
-from hpcbox.core.states import ACTIVE_STATES, JobState
-from hpcbox.engine.clusters.manager import ClusterManager
-from hpcbox.engine.jobs import JobEngine
-from hpcbox.store import JobStore, open_engine
-from hpcbox.store.targets import TargetStore
+from hpcbox.infra.db import open_engine
+from hpcbox.jobs.engine import JobEngine
+from hpcbox.jobs.model.spec import parse_job_spec
+from hpcbox.jobs.model.states import ACTIVE_STATES, JobState
+from hpcbox.jobs.store import JobStore
+from hpcbox.jobs.target_store import TargetStore
 from tests.integration.cluster.conftest import Up, run
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -195,7 +196,7 @@ def test_sigkill_during_a_burst_tracks_every_job_once(
 
 
 def test_slurmctld_restart_while_jobs_run(engine: JobEngine, manager: ClusterManager) -> None:
-    from hpcbox.engine.clusters.naming import container_name
+    from hpcbox.clusters.naming import container_name
 
     spec = parse_job_spec({"command": ["sleep", "12"], "resources": {"memory": "10M"}})
     ids = [engine.submit(spec, target=CLUSTER).id for _ in range(6)]

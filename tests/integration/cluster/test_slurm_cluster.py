@@ -9,8 +9,8 @@ from pathlib import Path
 import asyncssh
 import pytest
 
-from hpcbox.engine.clusters.manager import ClusterManager
-from hpcbox.runtimes import FileEntry
+from hpcbox.clusters.manager import ClusterManager
+from hpcbox.infra.runtimes import FileEntry
 from tests.integration.cluster.conftest import Up, run
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

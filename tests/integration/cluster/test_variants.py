@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from hpcbox.engine.clusters.manager import ClusterManager
-from hpcbox.runtimes import FileEntry
+from hpcbox.clusters.manager import ClusterManager
+from hpcbox.infra.runtimes import FileEntry
 from tests.integration.cluster.conftest import Up, run
 from tests.integration.cluster.test_slurm_cluster import MPI_HELLO
 

@@ -5,8 +5,8 @@ from collections.abc import Iterator
 import pytest
 
 from hpcbox.core.settings import Settings
-from hpcbox.core.states import ACTIVE_STATES
-from hpcbox.engine.jobs import JobEngine
+from hpcbox.jobs.engine import JobEngine
+from hpcbox.jobs.model.states import ACTIVE_STATES
 from tests.integration.helpers import require_sandbox
 
 

@@ -11,9 +11,9 @@ import pytest
 
 from hpcbox.core.errors import ConflictError, InvalidInputError, NotFoundError
 from hpcbox.core.settings import Settings
-from hpcbox.core.spec import parse_job_spec
-from hpcbox.core.states import JobState
-from hpcbox.engine.jobs import JobEngine
+from hpcbox.jobs.engine import JobEngine
+from hpcbox.jobs.model.spec import parse_job_spec
+from hpcbox.jobs.model.states import JobState
 from tests.integration.helpers import SANDBOX_PYTHON, eventually, processes_with
 
 pytestmark = pytest.mark.integration

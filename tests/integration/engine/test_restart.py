@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from hpcbox.core.settings import Settings
-from hpcbox.core.spec import parse_job_spec
-from hpcbox.core.states import ACTIVE_STATES, JobState
-from hpcbox.engine.jobs import JobEngine
+from hpcbox.jobs.engine import JobEngine
+from hpcbox.jobs.model.spec import parse_job_spec
+from hpcbox.jobs.model.states import ACTIVE_STATES, JobState
 from tests.integration.helpers import eventually, require_sandbox
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -26,7 +26,7 @@ def start_agent(settings: Settings) -> subprocess.Popen[bytes]:
     env.update(settings.to_env())
     with open(settings.home / "agent-test.log", "ab") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "hpcbox.engine.agent"],
+            [sys.executable, "-m", "hpcbox.jobs.backends.local.agent"],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=log,

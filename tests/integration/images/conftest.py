@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
-from hpcbox.images import ImageBuilder
-from hpcbox.images.debian import BOOTSTRAPPED_IMAGE, UPSTREAM_IMAGE
-from hpcbox.runtimes import EngineRuntime, ExecResult
+from hpcbox.clusters.images import ImageBuilder
+from hpcbox.clusters.images.debian import BOOTSTRAPPED_IMAGE, UPSTREAM_IMAGE
+from hpcbox.infra.runtimes import EngineRuntime, ExecResult
 from tests.conftest import require
 from tests.integration.runtimes.podman_session import CACHE_DIR, podman_session
 

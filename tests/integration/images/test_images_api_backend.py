@@ -20,14 +20,14 @@ from pathlib import Path
 import docker.errors
 import pytest
 
+from hpcbox.clusters.images import image_tag
+from hpcbox.clusters.images.backends import BuildBackend, DockerApiBackend, PodmanCliBackend
+from hpcbox.clusters.images.builder import select_backend
+from hpcbox.clusters.images.context import context_files
+from hpcbox.clusters.images.debian import UPSTREAM_IMAGE
+from hpcbox.clusters.images.hostca import HostCa, host_ca_context, resolve_host_ca
 from hpcbox.core.errors import PermanentError
-from hpcbox.images import image_tag
-from hpcbox.images.backends import BuildBackend, DockerApiBackend, PodmanCliBackend
-from hpcbox.images.builder import select_backend
-from hpcbox.images.context import context_files
-from hpcbox.images.debian import UPSTREAM_IMAGE
-from hpcbox.images.hostca import HostCa, host_ca_context, resolve_host_ca
-from hpcbox.runtimes import EngineRuntime
+from hpcbox.infra.runtimes import EngineRuntime
 from tests.conftest import require
 from tests.integration.images.conftest import Node, engine_api
 from tests.unit.images.fakes import RecordingReporter

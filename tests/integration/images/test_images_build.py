@@ -11,8 +11,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from hpcbox.images import ROLES, image_tag
-from hpcbox.runtimes import EngineRuntime
+from hpcbox.clusters.images import ROLES, image_tag
+from hpcbox.infra.runtimes import EngineRuntime
 from tests.integration.images.conftest import Node, engine_api
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(1800)]

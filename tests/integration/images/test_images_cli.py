@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from hpcbox.runtimes import EngineRuntime
+from hpcbox.infra.runtimes import EngineRuntime
 from tests.integration.helpers import run_cli
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]

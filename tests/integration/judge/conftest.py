@@ -17,8 +17,8 @@ import pytest
 from hpcbox.core.settings import Settings
 from hpcbox.judge.languages import load_registry
 from hpcbox.judge.rootfs import ensure_rootfs
+from hpcbox.judge.sandbox import UntrustedSandbox
 from hpcbox.judge.service import JudgeService
-from hpcbox.sandbox.untrusted import UntrustedSandbox
 from tests.conftest import require
 
 JUDGE_CACHE = Path("/var/tmp/hpcbox-test-judge")

@@ -18,8 +18,8 @@ import pytest
 
 from hpcbox.judge.languages import load_registry
 from hpcbox.judge.pipeline import run_env
-from hpcbox.sandbox.untrusted import RunSpec, UntrustedSandbox
-from hpcbox.sandbox.untrusted.spec import RunResult
+from hpcbox.judge.sandbox import RunSpec, UntrustedSandbox
+from hpcbox.judge.sandbox.spec import RunResult
 
 _ENV = run_env(load_registry()["python3"])
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hpcbox.core.judge import CompareMode, Limits, Submission, TestCase, Verdict
+from hpcbox.judge.model import CompareMode, Limits, Submission, TestCase, Verdict
 from hpcbox.judge.service import JudgeService
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

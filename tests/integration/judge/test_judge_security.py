@@ -19,12 +19,12 @@ from pathlib import Path
 import pydantic
 import pytest
 
-from hpcbox.core.judge import Limits, Submission, TestCase, Verdict
+from hpcbox.judge.model import Limits, Submission, TestCase, Verdict
+from hpcbox.judge.sandbox import RunSpec, UntrustedSandbox
+from hpcbox.judge.sandbox.box import WarmBox
+from hpcbox.judge.sandbox.spec import RunResult
 from hpcbox.judge.service import JudgeService
 from hpcbox.judge.verdicts import run_verdict
-from hpcbox.sandbox.untrusted import RunSpec, UntrustedSandbox
-from hpcbox.sandbox.untrusted.box import WarmBox
-from hpcbox.sandbox.untrusted.spec import RunResult
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -431,8 +431,8 @@ def test_pidfd_kills_only_its_own_supervisor(
 _HOST = """
 import sys
 from pathlib import Path
-from hpcbox.sandbox.untrusted import RunSpec, UntrustedSandbox
-from hpcbox.sandbox.untrusted.spec import RunLimits
+from hpcbox.judge.sandbox import RunSpec, UntrustedSandbox
+from hpcbox.judge.sandbox.spec import RunLimits
 
 factory = UntrustedSandbox(Path(sys.argv[1]))
 box = factory.prepare()

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from hpcbox.sandbox.untrusted import RunSpec, UntrustedSandbox
-from hpcbox.sandbox.untrusted.spec import RunLimits
+from hpcbox.judge.sandbox import RunSpec, UntrustedSandbox
+from hpcbox.judge.sandbox.spec import RunLimits
 
 _ENV = {"PATH": "/usr/bin:/bin"}
 _PROBE = (

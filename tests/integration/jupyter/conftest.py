@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from hpcbox.clusters.images import ImageBuilder
+from hpcbox.clusters.manager import ClusterManager
+from hpcbox.clusters.store import ClusterStore
 from hpcbox.core.settings import Settings
-from hpcbox.engine.clusters.manager import ClusterManager
-from hpcbox.images import ImageBuilder
-from hpcbox.store import open_engine
-from hpcbox.store.clusters import ClusterStore
+from hpcbox.infra.db import open_engine
 from tests.conftest import require
 from tests.integration.cluster.conftest import SESSION_HOME, require_podman
 from tests.integration.helpers import run_cli

@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from hpcbox.engine.clusters.jupyter import HUB_PYTHON
-from hpcbox.engine.clusters.manager import ClusterManager
-from hpcbox.render.jupyter import CLIENT_FILE
-from hpcbox.runtimes import ExecResult
+from hpcbox.clusters.jupyter import HUB_PYTHON
+from hpcbox.clusters.manager import ClusterManager
+from hpcbox.clusters.render.jupyter import CLIENT_FILE
+from hpcbox.infra.runtimes import ExecResult
 from tests.integration.jupyter.conftest import ARTIFACTS, USERS, Hub, hpcbox_cli, login
 
 if TYPE_CHECKING:

@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from hpcbox.core.cluster import parse_cluster_spec
-from hpcbox.engine.clusters.manager import ClusterManager
-from hpcbox.engine.clusters.users import hash_password
+from hpcbox.clusters.manager import ClusterManager
+from hpcbox.clusters.spec import parse_cluster_spec
+from hpcbox.clusters.users import hash_password
 from tests.integration.jupyter.conftest import login
 
 if TYPE_CHECKING:

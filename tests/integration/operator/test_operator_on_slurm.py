@@ -13,16 +13,16 @@ from typing import Any
 
 import pytest
 
+from hpcbox.clusters.keys import load_or_create_keys
+from hpcbox.clusters.manager import ClusterManager
 from hpcbox.core.settings import Settings
-from hpcbox.engine.clusters.keys import load_or_create_keys
-from hpcbox.engine.clusters.manager import ClusterManager
-from hpcbox.engine.jobs import JobEngine
+from hpcbox.infra.db import open_engine
+from hpcbox.jobs.engine import JobEngine
+from hpcbox.jobs.target_store import TargetStore
 from hpcbox.operator.controller import SlurmJobController
 from hpcbox.operator.logpod import ATTEMPT_ANNOTATION, printed_output
 from hpcbox.operator.mapping import Decision
 from hpcbox.operator.resource import ObjectRef
-from hpcbox.store import open_engine
-from hpcbox.store.targets import TargetStore
 from tests.integration.cluster.conftest import Up, run
 from tests.unit.operator.fake_kube import FakeKube
 

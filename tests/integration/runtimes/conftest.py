@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from hpcbox.runtimes import ContainerSpec, EngineRuntime
+from hpcbox.infra.runtimes import ContainerSpec, EngineRuntime
 from tests.integration.runtimes.podman_session import debian_test_image, podman_session
 
 

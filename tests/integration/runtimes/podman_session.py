@@ -14,9 +14,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from hpcbox.clusters.images import ImageBuilder
 from hpcbox.core.errors import UnavailableError
-from hpcbox.images import ImageBuilder
-from hpcbox.runtimes import EngineRuntime, PodmanService, connect_runtime
+from hpcbox.infra.runtimes import EngineRuntime, PodmanService, connect_runtime
 from tests.conftest import require
 
 #: Survives test sessions: the bootstrapped Debian tarball and nothing else.

@@ -15,14 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from hpcbox.engine.doctor import (
+from hpcbox.clusters.preflight import (
     DNS_CHECK,
     INIT_CHECK,
     PROBE_LABEL,
     preflight_checks,
 )
-from hpcbox.runtimes import EngineRuntime, PodmanService
-from hpcbox.runtimes.probe import ping_unix
+from hpcbox.infra.runtimes import EngineRuntime, PodmanService
+from hpcbox.infra.runtimes.probe import ping_unix
 from tests.integration.helpers import run_cli
 
 pytestmark = [pytest.mark.integration]

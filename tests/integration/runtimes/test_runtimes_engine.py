@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from hpcbox.core.errors import ConflictError, NotFoundError, TransientError
-from hpcbox.runtimes import (
+from hpcbox.infra.runtimes import (
     ContainerSpec,
     EngineRuntime,
     FileEntry,

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from hpcbox.core.errors import UnavailableError
-from hpcbox.sandbox import LaunchRequest, Limits, Sandbox
+from hpcbox.jobs.backends.local.sandbox import LaunchRequest, Limits, Sandbox
 from tests.conftest import require
 
 ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from hpcbox.sandbox import CgroupV2Driver
+from hpcbox.jobs.backends.local.sandbox import CgroupV2Driver
 
 pytestmark = pytest.mark.integration
 
@@ -82,7 +82,7 @@ def test_freeze_fallback_empties_the_group(
     real_exists = os.path.exists
     # The driver picks the fallback when the kernel has no cgroup.kill file.
     monkeypatch.setattr(
-        "hpcbox.sandbox.cgroup.v2.os.path.exists",
+        "hpcbox.infra.isolation.cgroup.v2.os.path.exists",
         lambda p: False if str(p).endswith("cgroup.kill") else real_exists(p),
     )
     proc = _spawn_tree(driver, name)

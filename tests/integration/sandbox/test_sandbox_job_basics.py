@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from hpcbox.core.errors import InvalidInputError
-from hpcbox.sandbox import LaunchRequest, Sandbox
+from hpcbox.jobs.backends.local.sandbox import LaunchRequest, Sandbox
 
 from .conftest import ENV
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from hpcbox.sandbox import LaunchRequest, RunHandle, RunOutcome, Sandbox
+from hpcbox.jobs.backends.local.sandbox import LaunchRequest, RunHandle, RunOutcome, Sandbox
 from tests.integration.helpers import SANDBOX_PYTHON
 
 pytestmark = pytest.mark.integration
@@ -121,7 +121,7 @@ def test_run_timeout_kills(sandbox: Sandbox, make_req: Make) -> None:
 
 LAUNCHER = """
 import json, sys
-from hpcbox.sandbox import LaunchRequest, Limits, Sandbox
+from hpcbox.jobs.backends.local.sandbox import LaunchRequest, Limits, Sandbox
 fields = json.loads(sys.argv[1])
 handle = Sandbox(parent_group=sys.argv[2]).launch(LaunchRequest(limits=Limits(), **fields))
 print(json.dumps(handle.to_dict()), flush=True)

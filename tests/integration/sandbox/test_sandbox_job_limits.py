@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 
 from hpcbox.core.errors import ConflictError
-from hpcbox.sandbox import DEFAULT_PIDS, LaunchRequest, Limits, RunOutcome, Sandbox
+from hpcbox.jobs.backends.local.sandbox import (
+    DEFAULT_PIDS,
+    LaunchRequest,
+    Limits,
+    RunOutcome,
+    Sandbox,
+)
 from tests.integration.helpers import SANDBOX_PYTHON
 
 pytestmark = pytest.mark.integration

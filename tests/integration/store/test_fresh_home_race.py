@@ -54,7 +54,7 @@ def test_opening_the_store_again_keeps_this_process_connections_working(
     from sqlalchemy import text
 
     from hpcbox.core.settings import Settings
-    from hpcbox.store import open_engine
+    from hpcbox.infra.db import open_engine
 
     settings = Settings(home=tmp_path / "home")
     first = open_engine(settings)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from hpcbox.transport import Backoff, SshTarget, SshTransport
+from hpcbox.infra.transport import Backoff, SshTarget, SshTransport
 from tests.conftest import require
 
 SSHD = "/usr/sbin/sshd"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from hpcbox.transport import LocalTransport, OutcomeUnknownError, SshTransport, Transport
+from hpcbox.infra.transport import LocalTransport, OutcomeUnknownError, SshTransport, Transport
 from tests.integration.transport.conftest import FAST_BACKOFF, Sshd
 from tests.unit.transport.hostile import ECHO_ARGV, HOSTILE, decode_argv
 

@@ -15,7 +15,7 @@ import asyncssh
 import pytest
 
 from hpcbox.core.errors import PermanentError, TransientError
-from hpcbox.transport import Backoff, CommandResult, OutcomeUnknownError, SshTransport
+from hpcbox.infra.transport import Backoff, CommandResult, OutcomeUnknownError, SshTransport
 from tests.integration.transport.conftest import FAST_BACKOFF, Sshd, descendants
 from tests.unit.transport.hostile import ECHO_ARGV, HOSTILE, decode_argv
 

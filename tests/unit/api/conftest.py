@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from hpcbox.core.settings import Settings
-from hpcbox.engine.judge_queue_config import QueueConfig
+from hpcbox.judge.queue.config import QueueConfig
 from tests.unit.api.judge_fakes import Harness
 
 

@@ -16,19 +16,19 @@ from dataclasses import dataclass
 from fastapi.testclient import TestClient
 
 from hpcbox.api.app import create_app
-from hpcbox.core.judge import (
+from hpcbox.core.settings import Settings
+from hpcbox.infra.db import open_engine
+from hpcbox.jobs.engine import JobEngine
+from hpcbox.judge.model import (
     JudgeResult,
     Submission,
     TestObserver,
     TestResult,
     Verdict,
 )
-from hpcbox.core.settings import Settings
-from hpcbox.engine.jobs import JobEngine
-from hpcbox.engine.judge_queue import JudgeQueue
-from hpcbox.engine.judge_queue_config import QueueConfig
-from hpcbox.store import open_engine
-from hpcbox.store.submissions import SubmissionStore
+from hpcbox.judge.queue.config import QueueConfig
+from hpcbox.judge.queue.queue import JudgeQueue
+from hpcbox.judge.store.repository import SubmissionStore
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,9 @@ from unittest import mock
 import pytest
 from fastapi.testclient import TestClient
 
-from hpcbox.core.judge0 import ALL_FIELDS, DEFAULT_FIELDS
 from hpcbox.core.settings import Settings
-from hpcbox.engine.judge_queue_config import QueueConfig
+from hpcbox.judge.judge0.mapping import ALL_FIELDS, DEFAULT_FIELDS
+from hpcbox.judge.queue.config import QueueConfig
 from tests.unit.api.judge_fakes import Harness, b64
 
 
@@ -393,7 +393,7 @@ def test_http_requests_counted_by_route_template_and_status(harness: Harness) ->
 
 
 def test_default_judging_threads_are_four_per_cpu_capped() -> None:
-    from hpcbox.engine import judge_queue_config
+    from hpcbox.judge.queue import config as judge_queue_config
 
     assert QueueConfig.from_env({}).threads == judge_queue_config.default_threads()
     with mock.patch.object(judge_queue_config.os, "cpu_count", return_value=2):
@@ -417,8 +417,8 @@ def test_empty_outputs_are_null_as_in_judge0(harness: Harness) -> None:
 
 
 def test_source_over_8_mib_is_refused() -> None:
-    from hpcbox.core.judge import MAX_SOURCE_BYTES
-    from hpcbox.core.judge0 import Judge0Config, Judge0ValidationError, parse_request
+    from hpcbox.judge.judge0.mapping import Judge0Config, Judge0ValidationError, parse_request
+    from hpcbox.judge.model import MAX_SOURCE_BYTES
 
     body = {"source_code": "x" * (MAX_SOURCE_BYTES + 1), "language_id": 71}
     with pytest.raises(Judge0ValidationError) as err:

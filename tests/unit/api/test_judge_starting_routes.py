@@ -14,8 +14,8 @@ from fastapi.testclient import TestClient
 
 from hpcbox.core.errors import PermanentError
 from hpcbox.core.settings import Settings
-from hpcbox.engine import judge_queue as judge_queue_mod
-from hpcbox.engine.judge_queue_config import QueueConfig
+from hpcbox.judge.queue import queue as judge_queue_mod
+from hpcbox.judge.queue.config import QueueConfig
 from tests.unit.api.judge_fakes import LANGUAGES, FakeJudge, FakeLanguage, Harness, b64
 
 

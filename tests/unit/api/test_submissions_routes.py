@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from hpcbox.core.settings import Settings
-from hpcbox.engine.judge_queue_config import QueueConfig
+from hpcbox.judge.queue.config import QueueConfig
 from tests.unit.api.judge_fakes import Harness, b64
 
 URL = "/v1/submissions"

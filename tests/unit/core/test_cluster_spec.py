@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from hpcbox.core.cluster import ClusterSpec, parse_cluster_spec, parse_cluster_yaml
+from hpcbox.clusters.spec import ClusterSpec, parse_cluster_spec, parse_cluster_yaml
 from hpcbox.core.errors import InvalidInputError
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGx0ZXN0a2V5 alice@laptop"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hpcbox.core.cluster import ClusterState, UpAction, up_action
+from hpcbox.clusters.spec import ClusterState, UpAction, up_action
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""The pure Judge0 mapping (hpcbox.core.judge0) on its own: requests to Submission,
+"""The pure Judge0 mapping (hpcbox.judge.judge0.mapping) on its own: requests to Submission,
 results to Judge0 status ids and JSON, per shared/specs/judge0-api.md."""
 
 from __future__ import annotations
@@ -10,8 +10,7 @@ from typing import Any
 import pytest
 
 from hpcbox.core.errors import InvalidInputError
-from hpcbox.core.judge import JudgeResult, TestResult, Verdict
-from hpcbox.core.judge0 import (
+from hpcbox.judge.judge0.mapping import (
     ALL_FIELDS,
     DEFAULT_FIELDS,
     STATUSES,
@@ -26,6 +25,7 @@ from hpcbox.core.judge0 import (
     render_submission,
     status_for,
 )
+from hpcbox.judge.model import JudgeResult, TestResult, Verdict
 
 LANGUAGES = {71: "python3", 50: "c"}
 CONFIG = Judge0Config()

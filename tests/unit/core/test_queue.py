@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from hpcbox.core.queue import QueuedJob, plan_queue
+from hpcbox.jobs.model.queue import QueuedJob, plan_queue
 
 G = 1024**3
 

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from hpcbox.core.errors import InvalidInputError
-from hpcbox.core.spec import MAX_SCRIPT_BYTES, JobSpec, parse_job_spec
+from hpcbox.jobs.model.spec import MAX_SCRIPT_BYTES, JobSpec, parse_job_spec
 
 HOSTILE = [
     'it\'s "quoted"',

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import itertools
 
-from hpcbox.core.states import (
+from hpcbox.jobs.model.states import (
     ACTIVE_STATES,
     TERMINAL_STATES,
     TRANSITIONS,

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from hpcbox.core.errors import InvalidInputError
-from hpcbox.core.target import parse_ssh_url, parse_target
+from hpcbox.jobs.model.target import parse_ssh_url, parse_target
 
 
 @pytest.mark.parametrize(

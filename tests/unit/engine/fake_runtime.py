@@ -1,4 +1,4 @@
-"""A fake :class:`~hpcbox.runtimes.Runtime` at hpcbox's own seam, for unit tests.
+"""A fake :class:`~hpcbox.infra.runtimes.Runtime` at hpcbox's own seam, for unit tests.
 
 In memory: networks, volumes, containers (with their spec, status and files).
 It behaves as an engine does where hpcbox relies on it: names taken are
@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from hpcbox.core.errors import ConflictError, NotFoundError, PermanentError
-from hpcbox.runtimes import ContainerInfo, ContainerSpec, ExecResult, FileEntry
+from hpcbox.infra.runtimes import ContainerInfo, ContainerSpec, ExecResult, FileEntry
 
 Handler = Callable[["FakeContainer", Sequence[str]], ExecResult | None]
 

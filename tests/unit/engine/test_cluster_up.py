@@ -14,15 +14,15 @@ from collections.abc import Iterator, Sequence
 
 import pytest
 
-from hpcbox.core.cluster import ClusterSpec, ClusterState, parse_cluster_spec
+from hpcbox.clusters import preflight
+from hpcbox.clusters.manager import ClusterError, ClusterManager
+from hpcbox.clusters.spec import ClusterSpec, ClusterState, parse_cluster_spec
+from hpcbox.clusters.store import ClusterStore
 from hpcbox.core.errors import ConflictError, HpcboxError, UnavailableError
 from hpcbox.core.settings import Settings
-from hpcbox.engine import doctor
-from hpcbox.engine.clusters.manager import ClusterError, ClusterManager
-from hpcbox.runtimes import ContainerSpec, ExecResult
-from hpcbox.store import open_engine
-from hpcbox.store.clusters import ClusterStore
-from hpcbox.store.targets import TargetStore
+from hpcbox.infra.db import open_engine
+from hpcbox.infra.runtimes import ContainerSpec, ExecResult
+from hpcbox.jobs.target_store import TargetStore
 from tests.unit.engine.fake_runtime import FakeContainer, FakeRuntime
 
 CONTROLLER = "hpcbox-c1-controller"
@@ -56,7 +56,9 @@ def manager(
 def _quick_dns(monkeypatch: pytest.MonkeyPatch) -> None:
     """A failing name lookup gives up after half a second, not ten."""
     monkeypatch.setattr(
-        doctor, "preflight_checks", functools.partial(doctor.preflight_checks, dns_timeout=0.5)
+        preflight,
+        "preflight_checks",
+        functools.partial(preflight.preflight_checks, dns_timeout=0.5),
     )
 
 
@@ -263,10 +265,10 @@ def test_a_failing_preflight_leaves_a_failed_cluster_as_it_was(
 def test_what_is_certain_without_a_container_fails_before_any_image_is_built(
     manager: ClusterManager, rt: FakeRuntime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    cni = doctor.PodmanFacts(
+    cni = preflight.PodmanFacts(
         network_backend="cni", aardvark_dns=False, dnsname_plugin=False, init_binary=True
     )
-    monkeypatch.setattr(doctor, "podman_facts", lambda _rt: cni)
+    monkeypatch.setattr(preflight, "podman_facts", lambda _rt: cni)
     rt.images = set()  # a build would be needed: it must not start
     with pytest.raises(UnavailableError) as info:
         manager.up(spec())

@@ -6,8 +6,8 @@ import bcrypt
 import pytest
 
 from hpcbox.cli.cluster import _spec_from_options
+from hpcbox.clusters.users import hash_password, user_from_option
 from hpcbox.core.errors import InvalidInputError
-from hpcbox.engine.clusters.users import hash_password, user_from_option
 
 
 def test_a_password_becomes_a_crypt_hash_that_verifies() -> None:

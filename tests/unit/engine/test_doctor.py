@@ -16,30 +16,28 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from hpcbox.core.settings import Settings
-from hpcbox.engine import doctor
-from hpcbox.engine.doctor import (
+from hpcbox.cli import doctor
+from hpcbox.cli.doctor import cgroup_check, exit_status, run_checks, userns_fix
+from hpcbox.clusters import preflight
+from hpcbox.clusters.images import image_tag
+from hpcbox.clusters.preflight import (
     DNS_CHECK,
     INIT_CHECK,
     PROBE_LABEL,
     Check,
     PodmanFacts,
-    cgroup_check,
     dns_fix,
-    exit_status,
     init_fix,
     podman_facts,
     preflight_checks,
     preflight_message,
     probe_containers,
-    run_checks,
     start_fix,
     static_checks,
     static_problems,
-    userns_fix,
 )
-from hpcbox.images import image_tag
-from hpcbox.runtimes import ContainerInfo, ContainerSpec, ExecResult
+from hpcbox.core.settings import Settings
+from hpcbox.infra.runtimes import ContainerInfo, ContainerSpec, ExecResult
 from tests.unit.engine.fake_runtime import FakeRuntime, ok
 
 IMAGE = "hpcbox/debian:bookworm"
@@ -160,7 +158,7 @@ def test_a_pid_1_that_is_not_an_init_fails_the_init_check() -> None:
 def test_a_slow_stop_means_the_init_does_not_pass_signals_on(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(doctor, "_PROMPT_STOP", 0.05)
+    monkeypatch.setattr(preflight, "_PROMPT_STOP", 0.05)
     rt = FakeRuntime()
     rt.slow_stop = 0.2
     init, _dns = probe_containers(rt, IMAGE, dns_timeout=1)

@@ -7,8 +7,8 @@ import threading
 import time
 from typing import Any, cast
 
-from hpcbox.engine.judge_runner import _LeaseKeeper
-from hpcbox.store.submissions import SubmissionStore
+from hpcbox.judge.queue.runner import _LeaseKeeper
+from hpcbox.judge.store.repository import SubmissionStore
 
 
 class _Store:

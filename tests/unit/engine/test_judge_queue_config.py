@@ -8,7 +8,7 @@ import pytest
 
 from hpcbox.core.errors import InvalidInputError
 from hpcbox.core.settings import Settings
-from hpcbox.engine.judge_queue_config import QueueConfig, parse_pool_size
+from hpcbox.judge.queue.config import QueueConfig, parse_pool_size
 from hpcbox.judge.service import DEFAULT_POOL_SIZE, JudgeService
 
 

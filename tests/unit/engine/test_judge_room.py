@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 
 from hpcbox.core.errors import TransientError
-from hpcbox.core.judge import Submission
 from hpcbox.core.settings import Settings
-from hpcbox.engine.judge_queue import JudgeQueue
-from hpcbox.engine.judge_queue_config import QueueConfig
-from hpcbox.store import open_engine
-from hpcbox.store.submissions import SubmissionStore
+from hpcbox.infra.db import open_engine
+from hpcbox.judge.model import Submission
+from hpcbox.judge.queue.config import QueueConfig
+from hpcbox.judge.queue.queue import JudgeQueue
+from hpcbox.judge.store.repository import SubmissionStore
 from tests.unit.engine.test_judge_waiters import _SlowJudge
 
 _SUB = Submission(language="python3", source=b"print(1)\n")

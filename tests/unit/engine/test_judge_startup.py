@@ -12,18 +12,18 @@ from pathlib import Path
 import pytest
 
 from hpcbox.core.errors import PermanentError
-from hpcbox.core.judge import JudgeResult, Submission, TestObserver, Verdict
 from hpcbox.core.settings import Settings
-from hpcbox.engine import judge_queue as judge_queue_mod
-from hpcbox.engine.judge_queue import (
+from hpcbox.infra.db import open_engine
+from hpcbox.judge.model import JudgeResult, Submission, TestObserver, Verdict
+from hpcbox.judge.queue import queue as judge_queue_mod
+from hpcbox.judge.queue.config import QueueConfig
+from hpcbox.judge.queue.queue import (
     JudgeNotReadyError,
     JudgeQueue,
     JudgeReadiness,
     StartupTracker,
 )
-from hpcbox.engine.judge_queue_config import QueueConfig
-from hpcbox.store import open_engine
-from hpcbox.store.submissions import DONE, QUEUED, SubmissionStore
+from hpcbox.judge.store.repository import DONE, QUEUED, SubmissionStore
 from tests.unit.api.judge_fakes import LANGUAGES, FakeLanguage
 
 _SUB = Submission(language="python3", source=b"print(1)\n")

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from hpcbox.core.judge import JudgeResult, Submission, TestCase, TestResult, Verdict
 from hpcbox.core.settings import Settings
-from hpcbox.engine.judge_views import STATE_FIELDS, judge0_json, judge0_state_json
-from hpcbox.store import open_engine
-from hpcbox.store.submissions import SubmissionState, SubmissionStore
+from hpcbox.infra.db import open_engine
+from hpcbox.judge.judge0.views import STATE_FIELDS, judge0_json, judge0_state_json
+from hpcbox.judge.model import JudgeResult, Submission, TestCase, TestResult, Verdict
+from hpcbox.judge.store.repository import SubmissionState, SubmissionStore
 
 SUB = Submission(language="python3", source=b"print(1)\n", tests=(TestCase(),))
 RESULTS = {

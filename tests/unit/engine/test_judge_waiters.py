@@ -8,12 +8,12 @@ import threading
 import time
 from pathlib import Path
 
-from hpcbox.core.judge import JudgeResult, Submission, TestObserver, Verdict
 from hpcbox.core.settings import Settings
-from hpcbox.engine.judge_queue import JudgeQueue
-from hpcbox.engine.judge_queue_config import QueueConfig
-from hpcbox.store import open_engine
-from hpcbox.store.submissions import DONE, QUEUED, SubmissionRecord, SubmissionStore
+from hpcbox.infra.db import open_engine
+from hpcbox.judge.model import JudgeResult, Submission, TestObserver, Verdict
+from hpcbox.judge.queue.config import QueueConfig
+from hpcbox.judge.queue.queue import JudgeQueue
+from hpcbox.judge.store.repository import DONE, QUEUED, SubmissionRecord, SubmissionStore
 from tests.unit.api.judge_fakes import LANGUAGES, FakeLanguage
 
 _SUB = Submission(language="python3", source=b"print(1)\n")

@@ -9,15 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from hpcbox.backends.slurm.remote import SlurmRemote
 from hpcbox.core.settings import Settings
-from hpcbox.core.spec import parse_job_spec
-from hpcbox.core.states import JobState
-from hpcbox.core.target import parse_target
-from hpcbox.engine.remote import BACKEND, RemoteJobs
-from hpcbox.store import JobStore, open_engine
-from hpcbox.store.targets import TargetStore
-from hpcbox.transport import CommandResult
+from hpcbox.infra.db import open_engine
+from hpcbox.infra.transport import CommandResult
+from hpcbox.jobs.backends.slurm.remote import SlurmRemote
+from hpcbox.jobs.backends.slurm.watcher import BACKEND, RemoteJobs
+from hpcbox.jobs.model.spec import parse_job_spec
+from hpcbox.jobs.model.states import JobState
+from hpcbox.jobs.model.target import parse_target
+from hpcbox.jobs.store import JobStore
+from hpcbox.jobs.target_store import TargetStore
 
 
 class FakeSlurm:

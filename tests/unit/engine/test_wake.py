@@ -1,4 +1,4 @@
-"""The scheduler's wake-up FIFO (hpcbox.engine.wake): real FIFOs, no fakes."""
+"""The scheduler's wake-up FIFO (hpcbox.jobs.wake): real FIFOs, no fakes."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from hpcbox.core.errors import PermanentError
-from hpcbox.engine.wake import WakeListener, poke
+from hpcbox.jobs.wake import WakeListener, poke
 
 
 def readable(fd: int, timeout: float = 0.0) -> bool:

@@ -12,17 +12,17 @@ import docker
 import pytest
 
 import hpcbox
+from hpcbox.clusters.images import ROLES, ImageBuilder, image_tag, latest_tag
+from hpcbox.clusters.images import builder as builder_module
+from hpcbox.clusters.images import hostca as hostca_module
+from hpcbox.clusters.images.backends import DockerApiBackend, PodmanCliBackend
+from hpcbox.clusters.images.builder import select_backend
+from hpcbox.clusters.images.context import context_files
+from hpcbox.clusters.images.debian import BOOTSTRAPPED_IMAGE, UPSTREAM_IMAGE
+from hpcbox.clusters.images.hostca import CONTEXT_FILE
 from hpcbox.core.errors import InvalidInputError, PermanentError, UnavailableError
 from hpcbox.core.progress import LineReporter
-from hpcbox.images import ROLES, ImageBuilder, image_tag, latest_tag
-from hpcbox.images import builder as builder_module
-from hpcbox.images import hostca as hostca_module
-from hpcbox.images.backends import DockerApiBackend, PodmanCliBackend
-from hpcbox.images.builder import select_backend
-from hpcbox.images.context import context_files
-from hpcbox.images.debian import BOOTSTRAPPED_IMAGE, UPSTREAM_IMAGE
-from hpcbox.images.hostca import CONTEXT_FILE
-from hpcbox.runtimes import EngineRuntime
+from hpcbox.infra.runtimes import EngineRuntime
 from tests.unit.images.fakes import FakeBackend, FakeImages, FakeRuntime, RecordingReporter
 
 PEM = b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"

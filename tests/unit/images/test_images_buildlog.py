@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hpcbox.images.buildlog import KEEP, BuildLog
+from hpcbox.clusters.images.buildlog import KEEP, BuildLog
 from tests.unit.images.fakes import RecordingReporter
 
 NOON = 1_800_000_000.0  # a fixed time, so file names are known

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hpcbox.images.commands import (
+from hpcbox.clusters.images.commands import (
     podman_build_argv,
     podman_import_argv,
     podman_pull_argv,
 )
-from hpcbox.images.debian import debootstrap_argv, tar_argv
+from hpcbox.clusters.images.debian import debootstrap_argv, tar_argv
 
 
 def test_build_argv() -> None:

@@ -8,9 +8,9 @@ import tarfile
 
 import pytest
 
-from hpcbox.images import ROLES
-from hpcbox.images.context import context_dir, context_files, context_tar
-from hpcbox.images.hostca import CONTEXT_DIR, CONTEXT_FILE
+from hpcbox.clusters.images import ROLES
+from hpcbox.clusters.images.context import context_dir, context_files, context_tar
+from hpcbox.clusters.images.hostca import CONTEXT_DIR, CONTEXT_FILE
 
 
 def containerfile(role: str) -> str:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from hpcbox.clusters.images import debian
+from hpcbox.clusters.images.debian import bootstrap_rootfs, rootfs_tarball_path, sources_text
 from hpcbox.core.errors import UnavailableError
-from hpcbox.images import debian
-from hpcbox.images.debian import bootstrap_rootfs, rootfs_tarball_path, sources_text
 from tests.unit.images.fakes import RecordingReporter
 
 

@@ -7,16 +7,16 @@ import importlib
 import pytest
 
 MODULES = [
-    "hpcbox.images",
-    "hpcbox.images.backends",
-    "hpcbox.images.builder",
-    "hpcbox.images.buildlog",
-    "hpcbox.images.commands",
-    "hpcbox.images.context",
-    "hpcbox.images.debian",
-    "hpcbox.images.hostca",
-    "hpcbox.images.process",
-    "hpcbox.images.roles",
+    "hpcbox.clusters.images",
+    "hpcbox.clusters.images.backends",
+    "hpcbox.clusters.images.builder",
+    "hpcbox.clusters.images.buildlog",
+    "hpcbox.clusters.images.commands",
+    "hpcbox.clusters.images.context",
+    "hpcbox.clusters.images.debian",
+    "hpcbox.clusters.images.hostca",
+    "hpcbox.clusters.images.process",
+    "hpcbox.clusters.images.roles",
 ]
 
 
@@ -28,5 +28,5 @@ def test_all_names_exist(name: str) -> None:
 
 
 def test_documented_api() -> None:
-    images = importlib.import_module("hpcbox.images")
+    images = importlib.import_module("hpcbox.clusters.images")
     assert {"ROLES", "ImageBuilder", "image_tag"} <= set(images.__all__)

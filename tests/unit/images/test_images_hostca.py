@@ -6,15 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from hpcbox.core.errors import InvalidInputError
-from hpcbox.images import hostca
-from hpcbox.images.hostca import (
+from hpcbox.clusters.images import hostca
+from hpcbox.clusters.images.hostca import (
     CONTEXT_FILE,
     SYSTEM_BUNDLES,
     HostCa,
     host_ca_context,
     resolve_host_ca,
 )
+from hpcbox.core.errors import InvalidInputError
 
 PEM = b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
 

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
+from hpcbox.clusters.images.process import TAIL_LINES, Milestones, output_sink, run_streamed
 from hpcbox.core.errors import PermanentError, TransientError, UnavailableError
-from hpcbox.images.process import TAIL_LINES, Milestones, output_sink, run_streamed
 from tests.unit.images.fakes import RecordingReporter
 
 PY = sys.executable

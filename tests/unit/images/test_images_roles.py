@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 import hpcbox
+from hpcbox.clusters.images import ROLES, image_tag, latest_tag
+from hpcbox.clusters.images.roles import build_plan, content_digest
 from hpcbox.core.errors import InvalidInputError
-from hpcbox.images import ROLES, image_tag, latest_tag
-from hpcbox.images.roles import build_plan, content_digest
 
 
 def test_tags_carry_the_hpcbox_version_and_a_content_digest() -> None:

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from hpcbox.core.errors import PermanentError
-from hpcbox.core.judge import Limits, Verdict
+from hpcbox.judge.model import Limits, Verdict
 from hpcbox.judge.rootfs import _open_lock, check_cache_dir, ensure_rootfs
+from hpcbox.judge.sandbox.box import parse_report
+from hpcbox.judge.sandbox.spec import RunResult
 from hpcbox.judge.verdicts import run_verdict
-from hpcbox.sandbox.untrusted.box import parse_report
-from hpcbox.sandbox.untrusted.spec import RunResult
 
 
 def test_a_valid_report_gives_how_the_program_ended() -> None:

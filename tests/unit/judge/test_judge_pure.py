@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 
 from hpcbox.core.errors import InvalidInputError
-from hpcbox.core.judge import CompareMode, Limits, Verdict
 from hpcbox.judge.compare import outputs_match, same_exact, same_floats, same_tokens
 from hpcbox.judge.languages import expand_argv, load_registry, name_with_versions
+from hpcbox.judge.model import CompareMode, Limits, Verdict
 from hpcbox.judge.rootfs import parse_dpkg_status, rootfs_key, upstream_version
+from hpcbox.judge.sandbox.spec import RunResult
 from hpcbox.judge.verdicts import run_verdict
-from hpcbox.sandbox.untrusted.spec import RunResult
 
 
 def test_exact_strips_trailing_whitespace_like_judge0() -> None:

@@ -11,8 +11,8 @@ import pytest
 
 from hpcbox.core.errors import NotFoundError, PermanentError, TransientError
 from hpcbox.core.settings import Settings
-from hpcbox.core.states import JobState
-from hpcbox.engine.jobs import JobEngine
+from hpcbox.jobs.engine import JobEngine
+from hpcbox.jobs.model.states import JobState
 from hpcbox.operator import handlers
 from hpcbox.operator.controller import SlurmJobController
 from hpcbox.operator.mapping import Decision

@@ -16,9 +16,9 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from hpcbox.core.job import Attempt, Job
-from hpcbox.core.spec import parse_job_spec
-from hpcbox.core.states import JobState
+from hpcbox.jobs.model.job import Attempt, Job
+from hpcbox.jobs.model.spec import parse_job_spec
+from hpcbox.jobs.model.states import JobState
 from hpcbox.operator import mapping
 from hpcbox.operator.resource import GROUP, KIND, PLURAL, VERSION, ObjectRef
 

@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from hpcbox.core.errors import InvalidInputError
-from hpcbox.core.job import Attempt, Job
-from hpcbox.core.spec import parse_job_spec
-from hpcbox.core.states import JobState
+from hpcbox.jobs.model.job import Attempt, Job
+from hpcbox.jobs.model.spec import parse_job_spec
+from hpcbox.jobs.model.states import JobState
 from hpcbox.operator import mapping
 from hpcbox.operator.mapping import Decision
 from hpcbox.operator.resource import ObjectRef

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from hpcbox.core.job import Attempt, Job
-from hpcbox.core.spec import parse_job_spec
-from hpcbox.core.states import JobState
+from hpcbox.jobs.model.job import Attempt, Job
+from hpcbox.jobs.model.spec import parse_job_spec
+from hpcbox.jobs.model.states import JobState
 from tests.conftest import require
 
 

@@ -3,7 +3,7 @@ golden file's diff points at the renderer, not at a changed example)."""
 
 from __future__ import annotations
 
-from hpcbox.core.cluster import ClusterSpec, parse_cluster_spec
+from hpcbox.clusters.spec import ClusterSpec, parse_cluster_spec
 
 ED25519_KEY = (
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHBsYWNlaG9sZGVyLXJlcGxhY2Utd2l0aC1vd24ta2V5 alice@laptop"

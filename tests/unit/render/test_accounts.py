@@ -6,9 +6,7 @@ import shlex
 
 import pytest
 
-from hpcbox.core.cluster import ClusterSpec, parse_cluster_spec
-from hpcbox.core.errors import InvalidInputError
-from hpcbox.render.accounts import (
+from hpcbox.clusters.render.accounts import (
     DEFAULT_ACCOUNT,
     NO_PASSWORD,
     Account,
@@ -19,6 +17,8 @@ from hpcbox.render.accounts import (
     sacctmgr_commands,
     shadow_lines,
 )
+from hpcbox.clusters.spec import ClusterSpec, parse_cluster_spec
+from hpcbox.core.errors import InvalidInputError
 
 from .specs import ED25519_KEY, SHA512_HASH, accounting
 

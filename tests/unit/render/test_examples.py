@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from hpcbox.core.cluster import ClusterSpec, MpiFlavour, parse_cluster_yaml
-from hpcbox.render.accounts import accounts
-from hpcbox.render.kubernetes import ClusterSecrets, render_kubernetes
-from hpcbox.render.slurm import render_slurm_conf
+from hpcbox.clusters.render.accounts import accounts
+from hpcbox.clusters.render.kubernetes import ClusterSecrets, render_kubernetes
+from hpcbox.clusters.render.slurm import render_slurm_conf
+from hpcbox.clusters.spec import ClusterSpec, MpiFlavour, parse_cluster_yaml
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "clusters"
 FILES = sorted(EXAMPLES.glob("*.yaml"))

@@ -1,4 +1,4 @@
-"""hpcbox.render's public surface: every name in ``__all__`` exists."""
+"""hpcbox.clusters.render's public surface: every name in ``__all__`` exists."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ import importlib
 import pytest
 
 MODULES = [
-    "hpcbox.render",
-    "hpcbox.render.accounts",
-    "hpcbox.render.kubernetes",
-    "hpcbox.render.layout",
-    "hpcbox.render.mpi",
-    "hpcbox.render.slurm",
+    "hpcbox.clusters.render",
+    "hpcbox.clusters.render.accounts",
+    "hpcbox.clusters.render.kubernetes",
+    "hpcbox.clusters.render.layout",
+    "hpcbox.clusters.render.mpi",
+    "hpcbox.clusters.render.slurm",
 ]
 
 

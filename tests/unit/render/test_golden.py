@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from hpcbox.core.cluster import ClusterSpec
-from hpcbox.render.layout import worker_name
-from hpcbox.render.mpi import render_hostfile
-from hpcbox.render.slurm import render_cgroup_conf, render_slurm_conf, render_slurmdbd_conf
+from hpcbox.clusters.render.layout import worker_name
+from hpcbox.clusters.render.mpi import render_hostfile
+from hpcbox.clusters.render.slurm import render_cgroup_conf, render_slurm_conf, render_slurmdbd_conf
+from hpcbox.clusters.spec import ClusterSpec
 
 from .specs import SPECS
 

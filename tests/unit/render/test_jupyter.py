@@ -11,11 +11,11 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
-from hpcbox.core.cluster import ClusterSpec, parse_cluster_spec
+from hpcbox.clusters.render._k8s_jupyter import JUPYTER_SCRIPT
+from hpcbox.clusters.render.jupyter import HUB_PORT, front_host, render_jupyterhub_config
+from hpcbox.clusters.render.kubernetes import ClusterSecrets, render_kubernetes
+from hpcbox.clusters.spec import ClusterSpec, parse_cluster_spec
 from hpcbox.core.errors import InvalidInputError
-from hpcbox.render._k8s_jupyter import JUPYTER_SCRIPT
-from hpcbox.render.jupyter import HUB_PORT, front_host, render_jupyterhub_config
-from hpcbox.render.kubernetes import ClusterSecrets, render_kubernetes
 
 from .specs import SHA512_HASH
 

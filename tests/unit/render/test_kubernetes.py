@@ -20,16 +20,16 @@ import pytest
 import yaml
 
 from hpcbox import __version__
-from hpcbox.core.cluster import ClusterSpec, parse_cluster_spec
-from hpcbox.core.errors import InvalidInputError
-from hpcbox.render._k8s_node import NODE_SCRIPT
-from hpcbox.render.accounts import sacctmgr_commands
-from hpcbox.render.kubernetes import (
+from hpcbox.clusters.render._k8s_node import NODE_SCRIPT
+from hpcbox.clusters.render.accounts import sacctmgr_commands
+from hpcbox.clusters.render.kubernetes import (
     ClusterSecrets,
     manifest_files,
     manifests_yaml,
     render_kubernetes,
 )
+from hpcbox.clusters.spec import ClusterSpec, parse_cluster_spec
+from hpcbox.core.errors import InvalidInputError
 
 from .specs import SHA512_HASH, accounting, basic, mpich
 

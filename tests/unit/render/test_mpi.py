@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from hpcbox.core.cluster import MpiFlavour
+from hpcbox.clusters.render.mpi import render_hostfile
+from hpcbox.clusters.spec import MpiFlavour
 from hpcbox.core.errors import InvalidInputError
-from hpcbox.render.mpi import render_hostfile
 
 
 def test_openmpi_lines_name_slots() -> None:

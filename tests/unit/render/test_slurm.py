@@ -6,9 +6,7 @@ import re
 
 import pytest
 
-from hpcbox.core.cluster import ClusterSpec, MpiFlavour, parse_cluster_spec
-from hpcbox.core.errors import InvalidInputError
-from hpcbox.render.slurm import (
+from hpcbox.clusters.render.slurm import (
     CONTROLLER_HOST,
     DB_HOST,
     DBD_HOST,
@@ -20,6 +18,8 @@ from hpcbox.render.slurm import (
     slurmd_conf_arg,
     worker_name,
 )
+from hpcbox.clusters.spec import ClusterSpec, MpiFlavour, parse_cluster_spec
+from hpcbox.core.errors import InvalidInputError
 
 from .specs import SPECS, accounting, basic, mpich
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from hpcbox.core.errors import InvalidInputError
-from hpcbox.runtimes import ContainerSpec, Mount, PortBinding
-from hpcbox.runtimes.convert import (
+from hpcbox.infra.runtimes import ContainerSpec, Mount, PortBinding
+from hpcbox.infra.runtimes.convert import (
     engine_from_ping,
     engine_name,
     info_from_inspect,

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from hpcbox.core.errors import InvalidInputError, UnavailableError
-from hpcbox.runtimes.detect import (
+from hpcbox.infra.runtimes.detect import (
     DOCKER_SOCKET,
     ROOT_PODMAN_SOCKET,
     Choice,
@@ -15,7 +15,7 @@ from hpcbox.runtimes.detect import (
     choose,
     gather_facts,
 )
-from hpcbox.runtimes.podman_service import PodmanService
+from hpcbox.infra.runtimes.podman_service import PodmanService
 
 USER_SOCKET = Path("/run/user/1000/podman/podman.sock")
 

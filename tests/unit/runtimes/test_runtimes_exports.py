@@ -7,21 +7,21 @@ import inspect
 
 import pytest
 
-from hpcbox import runtimes
-from hpcbox.runtimes import EngineRuntime, Runtime
+from hpcbox.infra import runtimes
+from hpcbox.infra.runtimes import EngineRuntime, Runtime
 
 MODULES = [
-    "hpcbox.runtimes",
-    "hpcbox.runtimes.base",
-    "hpcbox.runtimes.convert",
-    "hpcbox.runtimes.detect",
-    "hpcbox.runtimes.engine",
-    "hpcbox.runtimes.frames",
-    "hpcbox.runtimes.podman_service",
-    "hpcbox.runtimes.probe",
-    "hpcbox.runtimes.pump",
-    "hpcbox.runtimes.tarball",
-    "hpcbox.runtimes.translate",
+    "hpcbox.infra.runtimes",
+    "hpcbox.infra.runtimes.base",
+    "hpcbox.infra.runtimes.convert",
+    "hpcbox.infra.runtimes.detect",
+    "hpcbox.infra.runtimes.engine",
+    "hpcbox.infra.runtimes.frames",
+    "hpcbox.infra.runtimes.podman_service",
+    "hpcbox.infra.runtimes.probe",
+    "hpcbox.infra.runtimes.pump",
+    "hpcbox.infra.runtimes.tarball",
+    "hpcbox.infra.runtimes.translate",
 ]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import struct
 
-from hpcbox.runtimes.frames import FrameDecoder
+from hpcbox.infra.runtimes.frames import FrameDecoder
 
 
 def frame(stream: int, payload: bytes) -> bytes:

@@ -16,14 +16,14 @@ from pathlib import Path
 import pytest
 
 from hpcbox.core.errors import InvalidInputError, UnavailableError
-from hpcbox.runtimes.podman_service import (
+from hpcbox.infra.runtimes.podman_service import (
     PodmanService,
     ServicePaths,
     containers_conf_text,
     podman_env,
     service_argv,
 )
-from hpcbox.runtimes.probe import pid_alive, ping_unix
+from hpcbox.infra.runtimes.probe import pid_alive, ping_unix
 
 FAKE = Path(__file__).with_name("fake_podman.py")
 

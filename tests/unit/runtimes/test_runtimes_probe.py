@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from hpcbox.runtimes.probe import parse_ping_reply, pid_alive, ping_headers, process_cmdline
+from hpcbox.infra.runtimes.probe import parse_ping_reply, pid_alive, ping_headers, process_cmdline
 
 
 def test_parse_ping_reply() -> None:

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from hpcbox.runtimes.pump import ExecTimeout, pump
+from hpcbox.infra.runtimes.pump import ExecTimeout, pump
 
 
 def frame(stream: int, payload: bytes) -> bytes:

@@ -8,8 +8,8 @@ import tarfile
 import pytest
 
 from hpcbox.core.errors import InvalidInputError
-from hpcbox.runtimes import FileEntry
-from hpcbox.runtimes.tarball import build_tar, checked_path
+from hpcbox.infra.runtimes import FileEntry
+from hpcbox.infra.runtimes.tarball import build_tar, checked_path
 
 
 def members(data: bytes) -> dict[str, tuple[tarfile.TarInfo, bytes]]:

@@ -15,7 +15,7 @@ from hpcbox.core.errors import (
     PermanentError,
     TransientError,
 )
-from hpcbox.runtimes.translate import engine_errors
+from hpcbox.infra.runtimes.translate import engine_errors
 
 
 def api_error(status: int, explanation: str = "why") -> docker.errors.APIError:

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from hpcbox.sandbox.bwrap import build_bwrap_argv, env_fixup
-from hpcbox.sandbox.trampoline import TRAMPOLINE_NAME, TRAMPOLINE_SCRIPT, trampoline_argv
+from hpcbox.jobs.backends.local.sandbox.bwrap import build_bwrap_argv, env_fixup
+from hpcbox.jobs.backends.local.sandbox.trampoline import (
+    TRAMPOLINE_NAME,
+    TRAMPOLINE_SCRIPT,
+    trampoline_argv,
+)
 
 HOSTILE = [
     "a b",

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from hpcbox.core.errors import ConflictError, InvalidInputError, NotFoundError, UnavailableError
-from hpcbox.sandbox import CgroupV1Driver, Limits
+from hpcbox.jobs.backends.local.sandbox import CgroupV1Driver, Limits
 
 from .conftest import GROUP, V1_FILES, FakeKiller
 
@@ -148,7 +148,7 @@ def test_kill_of_a_group_removed_meanwhile_ends(
 ) -> None:
     """The kernel answers ENODEV for a control file of a group being removed (the
     job ended while it was killed): that group has nothing left to kill."""
-    from hpcbox.sandbox.cgroup import _fs, v1
+    from hpcbox.infra.isolation.cgroup import _fs, v1
 
     h = v1_tree()
     procs = [Path(m) / GROUP / "cgroup.procs" for m in sorted(set(h.values()))]

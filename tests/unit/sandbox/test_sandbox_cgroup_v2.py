@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from hpcbox.core.errors import ConflictError, UnavailableError
-from hpcbox.sandbox import CgroupV2Driver, Limits
+from hpcbox.jobs.backends.local.sandbox import CgroupV2Driver, Limits
 
 from .conftest import GROUP, FakeKiller
 

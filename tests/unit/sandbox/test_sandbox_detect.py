@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from hpcbox.core.errors import UnavailableError
-from hpcbox.sandbox import CgroupV1Driver, CgroupV2Driver, detect_driver
-from hpcbox.sandbox.cgroup import parse_mountinfo
+from hpcbox.infra.isolation.cgroup import parse_mountinfo
+from hpcbox.jobs.backends.local.sandbox import CgroupV1Driver, CgroupV2Driver, detect_driver
 
 
 def _line(n: int, mount: Path | str, fstype: str, superopts: str) -> str:

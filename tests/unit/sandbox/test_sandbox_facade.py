@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from hpcbox.core.errors import InvalidInputError, PermanentError, UnavailableError
-from hpcbox.sandbox import CgroupV1Driver, LaunchRequest, Limits, Sandbox
+from hpcbox.jobs.backends.local.sandbox import CgroupV1Driver, LaunchRequest, Limits, Sandbox
 
 from .conftest import GROUP
 

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from hpcbox.core.errors import InvalidInputError
-from hpcbox.sandbox import LaunchRequest, Limits, RunHandle, RunOutcome
-from hpcbox.sandbox.ids import validate_group_path, validate_safe_id
-from hpcbox.sandbox.limits import cpu_quota_us
+from hpcbox.infra.isolation.ids import validate_group_path, validate_safe_id
+from hpcbox.infra.isolation.limits import cpu_quota_us
+from hpcbox.jobs.backends.local.sandbox import LaunchRequest, Limits, RunHandle, RunOutcome
 
 
 @pytest.mark.parametrize("good", ["a", "run-1", "A_b.c", "x" * 128, "..."])

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from hpcbox.sandbox import records
-from hpcbox.sandbox.outcome import Evidence, decide_outcome, split_exit_code
-from hpcbox.sandbox.procfs import is_running, parse_proc_stat, read_proc_stat
-from hpcbox.sandbox.status import BwrapStatus, parse_status
+from hpcbox.infra.isolation.procfs import is_running, parse_proc_stat, read_proc_stat
+from hpcbox.jobs.backends.local.sandbox import records
+from hpcbox.jobs.backends.local.sandbox.outcome import Evidence, decide_outcome, split_exit_code
+from hpcbox.jobs.backends.local.sandbox.status import BwrapStatus, parse_status
 
 
 def test_parse_status_full_and_truncated() -> None:

@@ -7,8 +7,8 @@ import struct
 
 import pytest
 
-from hpcbox.sandbox.untrusted.argv import BoxCommand, build_argv
-from hpcbox.sandbox.untrusted.compiled import encode_request, sealed_executable
+from hpcbox.judge.sandbox.argv import BoxCommand, build_argv
+from hpcbox.judge.sandbox.compiled import encode_request, sealed_executable
 
 
 def _strings(data: bytes) -> list[bytes]:

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from hpcbox.sandbox.cgroup import CgroupV1Driver, CgroupV2Driver
-from hpcbox.sandbox.limits import Limits
-from hpcbox.sandbox.untrusted import safefs
-from hpcbox.sandbox.untrusted.argv import JOIN_SCRIPT, BoxCommand, build_argv
-from hpcbox.sandbox.untrusted.seccomp import compile_filter
+from hpcbox.infra.isolation.cgroup import CgroupV1Driver, CgroupV2Driver
+from hpcbox.infra.isolation.limits import Limits
+from hpcbox.judge.sandbox import safefs
+from hpcbox.judge.sandbox.argv import JOIN_SCRIPT, BoxCommand, build_argv
+from hpcbox.judge.sandbox.seccomp import compile_filter
 from tests.unit.sandbox.conftest import GROUP
 
 

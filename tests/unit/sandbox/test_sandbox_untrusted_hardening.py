@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from hpcbox.sandbox.untrusted.argv import (
+from hpcbox.judge.sandbox.argv import (
     BoxCommand,
     ZygoteCommand,
     build_argv,
     build_zygote_argv,
 )
-from hpcbox.sandbox.untrusted.seccomp import DENIED_SYSCALLS, UNSUPPORTED_SYSCALLS
+from hpcbox.judge.sandbox.seccomp import DENIED_SYSCALLS, UNSUPPORTED_SYSCALLS
 
 
 def test_bwrap_dies_with_its_parent() -> None:

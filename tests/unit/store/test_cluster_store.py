@@ -4,11 +4,11 @@ from pathlib import Path
 
 import pytest
 
-from hpcbox.core.cluster import parse_cluster_yaml
+from hpcbox.clusters.spec import parse_cluster_yaml
+from hpcbox.clusters.store import ClusterStore
 from hpcbox.core.errors import ConflictError, NotFoundError
 from hpcbox.core.settings import Settings
-from hpcbox.store import open_engine
-from hpcbox.store.clusters import ClusterStore
+from hpcbox.infra.db import open_engine
 
 
 @pytest.fixture

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from hpcbox.core.errors import ConflictError, NotFoundError
-from hpcbox.core.judge import JudgeResult, Submission, TestCase, TestResult, Verdict
 from hpcbox.core.settings import Settings
-from hpcbox.store import open_engine
-from hpcbox.store.jobs import utcnow
-from hpcbox.store.submissions import DONE, PROCESSING, QUEUED, SubmissionStore
+from hpcbox.infra.db import open_engine
+from hpcbox.jobs.store import utcnow
+from hpcbox.judge.model import JudgeResult, Submission, TestCase, TestResult, Verdict
+from hpcbox.judge.store.repository import DONE, PROCESSING, QUEUED, SubmissionStore
 
 SUB = Submission(language="python3", source=b"print(1)\n\xff", tests=(TestCase(stdin=b"\x00"),))
 

@@ -11,9 +11,10 @@ from sqlalchemy import text
 
 from hpcbox.core.errors import ConflictError, NotFoundError
 from hpcbox.core.settings import Settings
-from hpcbox.core.spec import parse_job_spec
-from hpcbox.core.states import JobState
-from hpcbox.store import HEAD_REVISION, JobStore, open_engine
+from hpcbox.infra.db import HEAD_REVISION, open_engine
+from hpcbox.jobs.model.spec import parse_job_spec
+from hpcbox.jobs.model.states import JobState
+from hpcbox.jobs.store import JobStore
 
 SPEC = parse_job_spec({"name": "n", "script": "echo hi", "resources": {"memory": "1G"}})
 

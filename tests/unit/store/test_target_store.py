@@ -6,9 +6,9 @@ import pytest
 
 from hpcbox.core.errors import ConflictError, InvalidInputError, NotFoundError
 from hpcbox.core.settings import Settings
-from hpcbox.engine.targets import TargetService
-from hpcbox.store import open_engine
-from hpcbox.store.targets import TargetStore
+from hpcbox.infra.db import open_engine
+from hpcbox.jobs.target_store import TargetStore
+from hpcbox.jobs.targets import TargetService
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import random
 import pytest
 
 from hpcbox.core.errors import InvalidInputError
-from hpcbox.transport import Backoff
+from hpcbox.infra.transport import Backoff
 
 
 def test_default_schedule_without_jitter() -> None:

@@ -1,18 +1,18 @@
-"""hpcbox.transport's public surface exists and depends on hpcbox.core only."""
+"""hpcbox.infra.transport's public surface exists and depends on hpcbox.core only."""
 
 from __future__ import annotations
 
 import ast
 from pathlib import Path
 
-import hpcbox.transport
+import hpcbox.infra.transport
 
-PACKAGE = Path(hpcbox.transport.__file__).parent
+PACKAGE = Path(hpcbox.infra.transport.__file__).parent
 
 
 def test_exported_members_exist() -> None:
-    for name in hpcbox.transport.__all__:
-        assert hasattr(hpcbox.transport, name), name
+    for name in hpcbox.infra.transport.__all__:
+        assert hasattr(hpcbox.infra.transport, name), name
 
 
 def test_imports_only_core_from_hpcbox() -> None:
@@ -23,4 +23,6 @@ def test_imports_only_core_from_hpcbox() -> None:
                 and node.module
                 and node.module.startswith("hpcbox")
             ):
-                assert node.module.startswith(("hpcbox.core", "hpcbox.transport")), module.name
+                assert node.module.startswith(("hpcbox.core", "hpcbox.infra.transport")), (
+                    module.name
+                )

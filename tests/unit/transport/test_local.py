@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from hpcbox.core.errors import InvalidInputError, PermanentError, TransientError
-from hpcbox.transport import CommandResult, LocalTransport, OutcomeUnknownError
+from hpcbox.infra.transport import CommandResult, LocalTransport, OutcomeUnknownError
 from tests.unit.transport.hostile import ECHO_ARGV, HOSTILE, decode_argv
 
 

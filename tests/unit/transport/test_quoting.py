@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from hpcbox.core.errors import InvalidInputError
-from hpcbox.transport import MAX_COMMAND_BYTES, shell_command
+from hpcbox.infra.transport import MAX_COMMAND_BYTES, shell_command
 from tests.unit.transport.hostile import ECHO_ARGV, HOSTILE, decode_argv
 
 SHELLS = [name for name in ("sh", "dash", "bash", "zsh", "ksh") if shutil.which(name)]

@@ -10,8 +10,8 @@ import asyncssh
 import pytest
 
 from hpcbox.core.errors import InvalidInputError, PermanentError, TransientError
-from hpcbox.transport import Backoff, SshTarget, SshTransport, TransportPool
-from hpcbox.transport._loop import LoopThread
+from hpcbox.infra.transport import Backoff, SshTarget, SshTransport, TransportPool
+from hpcbox.infra.transport._loop import LoopThread
 
 QUICK = Backoff(attempts=3, first_delay_s=0.05, factor=2, max_delay_s=1, jitter=0)
 

@@ -15,8 +15,8 @@ from hpcbox.core.errors import (
     PermanentError,
     TransientError,
 )
-from hpcbox.transport import SshTarget, SshTransport
-from hpcbox.transport._ssh_options import connect_error, connect_options, is_retryable
+from hpcbox.infra.transport import SshTarget, SshTransport
+from hpcbox.infra.transport._ssh_options import connect_error, connect_options, is_retryable
 from tests.conftest import require
 
 PASSWORD = "hunter2-password"

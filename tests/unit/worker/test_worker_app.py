@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from hpcbox.core.settings import Settings
-from hpcbox.engine.judge_celery import celery_config
-from hpcbox.engine.judge_queue_config import QueueConfig
+from hpcbox.judge.queue.celery_app import celery_config
+from hpcbox.judge.queue.config import QueueConfig
 from hpcbox.worker.app import POLL_INTERVAL_S, _PollOften, build_app
 
 

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from hpcbox.backends.slurm.batch_submit import (
+from hpcbox.infra.transport import LocalTransport
+from hpcbox.jobs.backends.slurm.batch_submit import (
     UNPACK_FAILED,
     BatchFile,
     pack_files,
     parse_submit_output,
     submit_many_argv,
 )
-from hpcbox.transport import LocalTransport
 
 
 def test_argv_carries_each_path_as_its_own_argument() -> None:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from hpcbox.backends.slurm.commands import (
+from hpcbox.core.errors import PermanentError
+from hpcbox.jobs.backends.slurm.commands import (
     SlurmStatus,
     is_accounting_disabled,
     is_job_gone,
@@ -22,8 +23,7 @@ from hpcbox.backends.slurm.commands import (
     squeue_argv,
     squeue_by_name_argv,
 )
-from hpcbox.core.errors import PermanentError
-from hpcbox.core.states import JobState
+from hpcbox.jobs.model.states import JobState
 
 SQUEUE_SAMPLE = """\
 13|PENDING|2027-11-22T14:42:28|NONE||/home/alice|Resources

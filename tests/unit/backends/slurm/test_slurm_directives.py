@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import pytest
 
-from hpcbox.backends.slurm.directives import directive, filename_pattern, quote_value
 from hpcbox.core.errors import PermanentError
+from hpcbox.jobs.backends.slurm.directives import directive, filename_pattern, quote_value
 
 
 def _isspace(char: str) -> bool:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from hpcbox.backends.slurm.commands import SlurmStatus
-from hpcbox.backends.slurm.poll import PollPlan, next_interval
-from hpcbox.core.states import JobState
+from hpcbox.jobs.backends.slurm.commands import SlurmStatus
+from hpcbox.jobs.backends.slurm.poll import PollPlan, next_interval
+from hpcbox.jobs.model.states import JobState
 
 
 def _status(job_id: str, state: JobState | None, native: str = "X") -> SlurmStatus:

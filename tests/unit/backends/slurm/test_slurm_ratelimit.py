@@ -10,15 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from hpcbox.backends.slurm import RateLimit
-from hpcbox.backends.slurm.remote import SlurmRemote
 from hpcbox.core.errors import InvalidInputError
 from hpcbox.core.settings import Settings
-from hpcbox.core.target import parse_target
-from hpcbox.engine.remote import RemoteJobs
-from hpcbox.store import JobStore, open_engine
-from hpcbox.store.targets import TargetStore
-from hpcbox.transport import CommandResult
+from hpcbox.infra.db import open_engine
+from hpcbox.infra.transport import CommandResult
+from hpcbox.jobs.backends.slurm import RateLimit
+from hpcbox.jobs.backends.slurm.remote import SlurmRemote
+from hpcbox.jobs.backends.slurm.watcher import RemoteJobs
+from hpcbox.jobs.model.target import parse_target
+from hpcbox.jobs.store import JobStore
+from hpcbox.jobs.target_store import TargetStore
 
 
 def test_a_full_bucket_lets_a_burst_go_then_spaces_calls() -> None:
@@ -116,7 +117,7 @@ class CountingTransport:
 
 
 def test_slurm_commands_wait_for_tokens_file_transfers_do_not(tmp_path: Path) -> None:
-    from hpcbox.core.spec import parse_job_spec
+    from hpcbox.jobs.model.spec import parse_job_spec
 
     store = JobStore(open_engine(Settings(home=tmp_path)))
     job = store.create(parse_job_spec({"script": "echo hi"}), backend="slurm", target="hpc")

@@ -19,7 +19,8 @@ from typing import Any
 
 import pytest
 
-from hpcbox.backends.slurm.script import (
+from hpcbox.core.errors import PermanentError
+from hpcbox.jobs.backends.slurm.script import (
     is_attempt_dir,
     job_dir,
     job_files,
@@ -28,8 +29,7 @@ from hpcbox.backends.slurm.script import (
     user_directives,
     user_script,
 )
-from hpcbox.core.errors import PermanentError
-from hpcbox.core.spec import parse_job_spec
+from hpcbox.jobs.model.spec import parse_job_spec
 
 GOLDEN = Path(__file__).parent / "golden"
 # Read at import time: the suite's autouse fixture removes HPCBOX_* variables.

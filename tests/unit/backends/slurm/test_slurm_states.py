@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import pytest
 
-from hpcbox.backends.slurm.states import (
+from hpcbox.core.errors import PermanentError
+from hpcbox.jobs.backends.slurm.states import (
     NATIVE_STATES,
     TERMINAL_NATIVE,
     UnknownSlurmStateError,
     map_state,
     normalise_state,
 )
-from hpcbox.core.errors import PermanentError
-from hpcbox.core.states import JobState
+from hpcbox.jobs.model.states import JobState
 
 P, R = JobState.PENDING, JobState.RUNNING
 EXPECTED = [

@@ -1,0 +1,1 @@
+"""Adapters more than one pillar uses: database, transport, container runtimes, isolation."""

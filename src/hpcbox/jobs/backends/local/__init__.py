@@ -1,0 +1,1 @@
+"""The local backend: the scheduler, the agent and the "job" sandbox profile."""

@@ -1,0 +1,1 @@
+"""The job model: specs, states and their transitions, jobs, targets and queues; no I/O."""

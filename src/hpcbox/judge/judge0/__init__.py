@@ -1,0 +1,1 @@
+"""The Judge0 wire format: the mapping of its fields and the views the API serves."""

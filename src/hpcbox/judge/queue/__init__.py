@@ -1,0 +1,1 @@
+"""The judge's queue: in-process or Celery, its configuration, runner and callbacks."""

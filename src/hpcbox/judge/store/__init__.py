@@ -1,0 +1,1 @@
+"""The judge's store: the submission repository and its column codec."""
