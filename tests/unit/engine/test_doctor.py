@@ -132,7 +132,7 @@ def test_pid_1_that_never_reads_is_reported_with_what_the_read_said(
             ExecResult(126, b"", b"OCI runtime exec failed") if list(argv)[:1] == ["cat"] else None
         )
     )
-    monkeypatch.setattr(doctor, "_init_error", _quick(doctor._init_error))
+    monkeypatch.setattr(preflight, "_init_error", _quick(preflight._init_error))
     init, _dns = probe_containers(rt, IMAGE, dns_timeout=1)
     assert not init.ok
     assert "could not be read" in init.detail and "OCI runtime exec failed" in init.detail
