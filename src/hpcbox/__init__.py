@@ -13,10 +13,9 @@ from hpcbox.core.errors import (
     TransientError,
     UnavailableError,
 )
+from hpcbox.core.version import __version__
 from hpcbox.jobs.model.spec import JobSpec, Resources
 from hpcbox.jobs.model.states import JobState
-
-__version__ = "0.1.0"
 
 __all__ = [
     "ConflictError",

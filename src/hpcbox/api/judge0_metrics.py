@@ -13,7 +13,7 @@ from datetime import timedelta
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from hpcbox.jobs.store import utcnow
+from hpcbox.core.clock import utcnow
 from hpcbox.judge.queue.queue import JudgeQueue
 
 __all__ = ["JudgeCollector"]

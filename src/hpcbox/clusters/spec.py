@@ -24,7 +24,7 @@ from pydantic import (
 
 from hpcbox.core.errors import InvalidInputError
 from hpcbox.core.units import format_duration, format_memory, parse_duration, parse_memory
-from hpcbox.jobs.model.spec import validation_error
+from hpcbox.core.validation import validation_error
 
 __all__ = [
     "ClusterKind",

@@ -9,10 +9,9 @@ from typing import Any
 from sqlalchemy import Engine, Table, delete, insert, select, update
 
 from hpcbox.clusters.spec import ClusterSpec, ClusterState
+from hpcbox.core.clock import iso, utcnow
 from hpcbox.core.errors import ConflictError, NotFoundError
 from hpcbox.infra.db.models import ClusterRow
-from hpcbox.jobs.model.job import iso
-from hpcbox.jobs.store import utcnow
 
 __all__ = ["ClusterRecord", "ClusterStore"]
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Row, Table, func, insert, select, update
 
+from hpcbox.core.clock import utcnow
 from hpcbox.core.errors import ConflictError, NotFoundError, PermanentError
 from hpcbox.infra.db.models import AttemptRow, EventRow, JobRow
 from hpcbox.jobs.model.job import Attempt, Job, StateEvent
@@ -22,6 +23,8 @@ from hpcbox.jobs.model.queue import QueuedJob
 from hpcbox.jobs.model.spec import JobSpec
 from hpcbox.jobs.model.states import TERMINAL_STATES, TRANSITIONS, JobState
 
+# utcnow (from hpcbox.core.clock) stays exported until jobs.engine and the backends
+# import it from there.
 __all__ = ["UNSET", "JobStore", "utcnow"]
 
 
@@ -46,11 +49,6 @@ _ATTEMPT_FIELDS = (
     "run_dir",
     "handle",
 )
-
-
-def utcnow() -> datetime:
-    """Now, as the naive UTC the tables store."""
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def _aware(moment: datetime | None) -> datetime | None:

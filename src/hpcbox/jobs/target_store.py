@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from sqlalchemy import Engine, Table, delete, insert, select, update
 
+from hpcbox.core.clock import utcnow
 from hpcbox.core.errors import ConflictError, NotFoundError
 from hpcbox.infra.db.models import TargetRow
 from hpcbox.jobs.model.target import TargetSpec
-from hpcbox.jobs.store import utcnow
 
 __all__ = ["TargetStore"]
 

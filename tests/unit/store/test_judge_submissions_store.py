@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from hpcbox.core.clock import utcnow
 from hpcbox.core.errors import ConflictError, NotFoundError
 from hpcbox.core.settings import Settings
 from hpcbox.infra.db import open_engine
-from hpcbox.jobs.store import utcnow
 from hpcbox.judge.model import JudgeResult, Submission, TestCase, TestResult, Verdict
 from hpcbox.judge.store.repository import DONE, PROCESSING, QUEUED, SubmissionStore
 

@@ -9,7 +9,6 @@ import shutil
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
-import hpcbox
 from hpcbox.clusters.images.backends import BuildBackend, DockerApiBackend, PodmanCliBackend
 from hpcbox.clusters.images.buildlog import BuildLog
 from hpcbox.clusters.images.context import context_files
@@ -26,6 +25,7 @@ from hpcbox.clusters.images.roles import (
 )
 from hpcbox.core.errors import HpcboxError, UnavailableError
 from hpcbox.core.progress import Reporter, as_reporter
+from hpcbox.core.version import __version__
 from hpcbox.infra.runtimes import EngineRuntime, Runtime, podman_env
 
 __all__ = ["ImageBuilder", "select_backend"]
@@ -153,7 +153,7 @@ class ImageBuilder:
             )
         extra = host_ca_context(host_ca)
         backend = self._get_backend()
-        base_args: dict[str, str] = {"HPCBOX_VERSION": hpcbox.__version__}
+        base_args: dict[str, str] = {"HPCBOX_VERSION": __version__}
         built: list[str] = []
         for index, role in enumerate(plan, start=1):
             args = dict(base_args)

@@ -10,8 +10,8 @@ import functools
 import hashlib
 from collections.abc import Sequence
 
-import hpcbox
 from hpcbox.core.errors import InvalidInputError
+from hpcbox.core.version import __version__
 
 __all__ = [
     "BASE_ROLE",
@@ -62,7 +62,7 @@ def image_tag(role: str) -> str:
     built from), so an edited Containerfile gives a new tag and a stale image
     cached by the engine is never mistaken for the current one.
     """
-    return f"{repository(role)}:{hpcbox.__version__}-{content_digest(role)}"
+    return f"{repository(role)}:{__version__}-{content_digest(role)}"
 
 
 @functools.cache

@@ -35,7 +35,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from hpcbox import __version__
 from hpcbox.clusters.render import _k8s, _k8s_jupyter, _k8s_workloads
 from hpcbox.clusters.render._k8s import Manifest, Names
 from hpcbox.clusters.render._k8s_node import NODE_SCRIPT
@@ -63,6 +62,7 @@ from hpcbox.clusters.render.mpi import render_hostfile
 from hpcbox.clusters.render.slurm import render_cgroup_conf, render_slurm_conf, render_slurmdbd_conf
 from hpcbox.clusters.spec import ClusterKind, ClusterSpec
 from hpcbox.core.errors import InvalidInputError
+from hpcbox.core.version import __version__
 
 __all__ = [
     "LOGIN_SERVICE_TYPES",

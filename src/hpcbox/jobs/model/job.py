@@ -6,22 +6,14 @@ The store builds these from its rows; shells only ever see these values.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from hpcbox.core.clock import iso
 from hpcbox.jobs.model.spec import JobSpec
 from hpcbox.jobs.model.states import JobState, is_terminal
 
-__all__ = ["Attempt", "Job", "StateEvent", "iso"]
-
-
-def iso(moment: datetime | None) -> str | None:
-    """ISO 8601 in UTC with a ``Z``, or None."""
-    if moment is None:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+__all__ = ["Attempt", "Job", "StateEvent"]
 
 
 @dataclass(frozen=True)

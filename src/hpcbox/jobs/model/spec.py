@@ -23,8 +23,8 @@ from pydantic import (
     model_validator,
 )
 
-from hpcbox.core.errors import InvalidInputError
 from hpcbox.core.units import format_duration, format_memory, parse_duration, parse_memory
+from hpcbox.core.validation import validation_error
 
 __all__ = ["MAX_NAME_LENGTH", "MAX_SCRIPT_BYTES", "JobSpec", "Resources", "parse_job_spec"]
 
@@ -179,10 +179,6 @@ class JobSpec(BaseModel):
         return parse_job_spec(data)
 
 
-def _field_path(loc: tuple[int | str, ...]) -> str:
-    return ".".join(str(part) for part in loc) or "spec"
-
-
 def parse_job_spec(data: Mapping[str, Any]) -> JobSpec:
     """Validate ``data`` into a :class:`JobSpec`.
 
@@ -193,10 +189,3 @@ def parse_job_spec(data: Mapping[str, Any]) -> JobSpec:
         return JobSpec.model_validate(dict(data))
     except ValidationError as exc:
         raise validation_error(exc) from exc
-
-
-def validation_error(exc: ValidationError) -> InvalidInputError:
-    """Translate pydantic's error into ours, naming the field."""
-    first = exc.errors()[0]
-    message = str(first["msg"]).removeprefix("Value error, ")
-    return InvalidInputError(message, field=_field_path(tuple(first["loc"])))

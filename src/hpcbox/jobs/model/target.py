@@ -14,7 +14,7 @@ from urllib.parse import unquote, urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from hpcbox.core.errors import InvalidInputError
-from hpcbox.jobs.model.spec import validation_error
+from hpcbox.core.validation import validation_error
 
 __all__ = ["RESERVED_TARGETS", "TargetSpec", "parse_ssh_url", "parse_target"]
 

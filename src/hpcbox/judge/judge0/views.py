@@ -10,7 +10,7 @@ import base64
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from hpcbox.jobs.model.job import iso
+from hpcbox.core.clock import iso
 from hpcbox.judge.judge0.mapping import (
     ALL_FIELDS,
     OUTCOME_FIELDS,

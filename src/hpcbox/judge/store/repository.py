@@ -21,9 +21,9 @@ from typing import Any
 from sqlalchemy import Engine, Row, and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from hpcbox.core.clock import utcnow
 from hpcbox.core.errors import ConflictError, NotFoundError
 from hpcbox.infra.db.submission_tables import submission_tests, submissions
-from hpcbox.jobs.store import utcnow
 from hpcbox.judge.model import JudgeResult, Submission, TestResult
 from hpcbox.judge.store.codec import dumps, load_model
 
