@@ -221,7 +221,7 @@ def main() -> None:
     state = Path(tempfile.mkdtemp(prefix="hpcbox-bench-ssh-"))
     report: dict[str, Any] = {}
     try:
-        target = manager.targets.get(CLUSTER).model_copy(update={"rate_limit": 0})
+        target = TargetStore(manager.store.engine).get(CLUSTER).model_copy(update={"rate_limit": 0})
         settings = Settings(home=state)
         TargetStore(open_engine(settings)).add(target, replace=True)
 

@@ -97,8 +97,7 @@ from hpcbox.infra.runtimes import (
     Runtime,
     connect_runtime,
 )
-from hpcbox.jobs.model.target import parse_target
-from hpcbox.jobs.target_store import TargetStore
+from hpcbox.jobs.targets import register_cluster_target, unregister_cluster_target
 
 __all__ = ["ClusterError", "ClusterManager", "ClusterStatus", "NodeState"]
 
@@ -181,7 +180,6 @@ class ClusterManager:
         settings: Settings,
         *,
         store: ClusterStore,
-        targets: TargetStore | None = None,
         runtime: Runtime | None = None,
         progress: Reporter | Progress | None = None,
         ready_timeout: float = 180.0,
@@ -195,7 +193,6 @@ class ClusterManager:
         it waits for is shown) or a plain line callable."""
         self.settings = settings
         self.store = store
-        self.targets = targets or TargetStore(store.engine)
         self._runtime = runtime
         self.reporter: Reporter = as_reporter(progress)
         self.progress: Progress = self.reporter
@@ -551,21 +548,17 @@ class ClusterManager:
         ``hpcbox job submit --cluster NAME`` works at once. Jobs go in as the first
         spec user (a regular user, as on any site), or root when there is none; the
         admin key is accepted for every user and the host key is pinned."""
-        user = spec.users[0].name if spec.users else "root"
-        target = parse_target(
-            {
-                "name": spec.name,
-                "host": "127.0.0.1",
-                "port": port,
-                "user": user,
-                "key_path": str(keys.admin_key_path),
-                "host_key": keys.host_public_key,
-                "cluster": spec.name,
-                # root's own home is not on the shared volume; its job files must be.
-                "job_root": None if spec.users else "/home/root",
-            }
+        register_cluster_target(
+            self.store.engine,
+            spec.name,
+            host="127.0.0.1",
+            port=port,
+            user=spec.users[0].name if spec.users else "root",
+            key_path=str(keys.admin_key_path),
+            host_key=keys.host_public_key,
+            # root's own home is not on the shared volume; its job files must be.
+            job_root=None if spec.users else "/home/root",
         )
-        self.targets.add(target, replace=True)
 
     def _start_accounting(
         self, spec: ClusterSpec, keys: ClusterKeys, common: list[FileEntry]
@@ -981,8 +974,7 @@ class ClusterManager:
             rt.remove(container.name, force=True)
         rt.remove_network(network_name(name))
         # Its SSH endpoint is gone (a new `up` publishes a new port and re-registers).
-        with contextlib.suppress(NotFoundError):
-            self.targets.remove(name)
+        unregister_cluster_target(self.store.engine, name)
 
 
 def spec_worker_glob() -> str:

@@ -65,7 +65,7 @@ def settings(
 ) -> Settings:
     home = tmp_path_factory.mktemp("relia-home")
     mine = Settings(home=home, slurm_rate_limit=None)
-    target = manager.targets.get(cluster)
+    target = TargetStore(manager.store.engine).get(cluster)
     TargetStore(open_engine(mine)).add(target.model_copy(update={"rate_limit": 0}), replace=True)
     return mine
 
