@@ -24,7 +24,8 @@ from hpcbox.judge.model import JudgeResult, Submission, TestCase, TestObserver, 
 from hpcbox.judge.pipeline import judge_submission, run_env
 from hpcbox.judge.rootfs import ensure_rootfs, installed_versions, is_built, rootfs_path
 from hpcbox.judge.runtime_dir import SANDBOX_UID, judge_cache_dir
-from hpcbox.judge.sandbox.box import UntrustedSandbox, WarmBox
+from hpcbox.judge.sandbox.box import WarmBox
+from hpcbox.judge.sandbox.factory import UntrustedSandbox
 from hpcbox.judge.sandbox.pool import WarmPool
 
 __all__ = ["DEFAULT_POOL_SIZE", "JudgeService", "judge_cache_dir"]

@@ -140,12 +140,12 @@ def test_another_environment_is_execd_not_forked(forked: UntrustedSandbox) -> No
 
 def test_a_dead_fork_server_is_started_again(forked: UntrustedSandbox) -> None:
     assert _python(forked, "print(1)\n").stdout == b"1\n"
-    zygote = forked._zygotes[False]
+    zygote = forked._fork_servers.running(compiled=False)
     assert zygote is not None
-    os.kill(zygote._proc.pid, signal.SIGKILL)
+    os.kill(zygote.pid, signal.SIGKILL)
     zygote._proc.wait(timeout=10)
     assert _python(forked, "print(2)\n").stdout == b"2\n"
-    assert forked._zygotes[False] is not zygote
+    assert forked._fork_servers.running(compiled=False) is not zygote
 
 
 def test_a_dead_compiled_fork_server_is_started_again(forked: UntrustedSandbox) -> None:
@@ -154,11 +154,12 @@ def test_a_dead_compiled_fork_server_is_started_again(forked: UntrustedSandbox) 
             return box.run(RunSpec(argv=("echo", word), env=_ENV)).stdout
 
     assert echo("one") == b"one\n"
-    zygote = forked._zygotes[True]
-    os.kill(zygote._proc.pid, signal.SIGKILL)
+    zygote = forked._fork_servers.running(compiled=True)
+    assert zygote is not None
+    os.kill(zygote.pid, signal.SIGKILL)
     zygote._proc.wait(timeout=10)
     assert echo("two") == b"two\n"
-    assert forked._zygotes[True] is not zygote
+    assert forked._fork_servers.running(compiled=True) is not zygote
 
 
 def test_a_destroyed_box_leaves_no_process_and_no_group(

@@ -11,7 +11,7 @@ import pytest
 from hpcbox.core.errors import PermanentError
 from hpcbox.judge.model import Limits, Verdict
 from hpcbox.judge.rootfs import _open_lock, check_cache_dir, ensure_rootfs
-from hpcbox.judge.sandbox.box import parse_report
+from hpcbox.judge.sandbox.report import parse_report
 from hpcbox.judge.sandbox.spec import RunResult
 from hpcbox.judge.verdicts import run_verdict
 

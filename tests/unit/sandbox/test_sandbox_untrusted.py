@@ -128,3 +128,37 @@ def test_v2_update_changes_limits_of_a_live_group(v2_tree: Callable[..., Path]) 
     assert (d / "memory.max").read_text() == str(100 << 20)
     assert (d / "memory.swap.max").read_text() == "0"
     assert (d / "pids.max").read_text() == "62"
+
+
+def test_v1_memory_baseline_restarts_the_peak_from_the_usage_now(
+    v1_tree: Callable[..., dict[str, str]],
+) -> None:
+    h = v1_tree()
+    mem = Path(h["memory"]) / GROUP
+    (mem / "memory.max_usage_in_bytes").write_text("9000000\n")
+    (mem / "memory.usage_in_bytes").write_text("4096\n")
+    assert CgroupV1Driver(h).memory_baseline(GROUP) == 4096
+    assert (mem / "memory.max_usage_in_bytes").read_text() == "0"
+
+
+def test_v2_memory_baseline_is_the_usage_now(v2_tree: Callable[..., Path]) -> None:
+    d = v2_tree()
+    (d / "memory.current").write_text("8192\n")
+    (d / "memory.peak").write_text("9000000\n")
+    assert CgroupV2Driver(str(d.parent.parent)).memory_baseline(GROUP) == 8192
+
+
+def test_memory_baseline_falls_back_to_the_peak(v2_tree: Callable[..., Path]) -> None:
+    d = v2_tree(omit=("memory.current",))
+    (d / "memory.peak").write_text("9000000\n")
+    assert CgroupV2Driver(str(d.parent.parent)).memory_baseline(GROUP) == 9000000
+
+
+def test_add_process_moves_it_in_every_hierarchy(
+    v1_tree: Callable[..., dict[str, str]],
+) -> None:
+    driver = CgroupV1Driver(v1_tree(comount=True))
+    driver.add_process(GROUP, 4242)
+    files = driver.procs_files(GROUP)
+    assert len(files) == 4  # cpu and cpuacct share one hierarchy
+    assert all(Path(f).read_text() == "4242" for f in files)

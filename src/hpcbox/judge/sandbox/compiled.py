@@ -7,7 +7,7 @@ binary is built once per sandbox factory by the rootfs's own gcc inside an
 ordinary (Python-supervised) box, kept in a sealed memfd, and executed in each
 new box as ``/proc/self/fd/N``; a rootfs without gcc keeps the Python supervisor.
 The same binary, run as ``supervisor zygote ...``, is the fork-server of every box
-whose program is exec'd (see ``supervisor.c`` and ``box.py``).
+whose program is exec'd (see ``supervisor.c`` and ``start_forked.py``).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ __all__ = ["COMPILE_ARGV", "SOURCE", "encode_request", "sealed_executable"]
 
 SOURCE = (Path(__file__).parent / "supervisor.c").read_bytes()
 #: Static, so that a box pays no dynamic linking either; "-static" is dropped
-#: when the rootfs has no libc.a (see box.py).
+#: when the rootfs has no libc.a (see supervisor_build.py).
 COMPILE_ARGV = ("gcc", "-O2", "-static", "-o", "supervisor", "supervisor.c")
 
 _SEALS = fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE

@@ -14,7 +14,8 @@ import logging
 import threading
 from collections.abc import Collection, Mapping
 
-from hpcbox.judge.sandbox.box import UntrustedSandbox, WarmBox
+from hpcbox.judge.sandbox.box import WarmBox
+from hpcbox.judge.sandbox.factory import UntrustedSandbox
 
 __all__ = ["WarmPool"]
 

@@ -17,13 +17,14 @@ import socket
 import struct
 import subprocess
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from hpcbox.core.errors import PermanentError, UnavailableError
 from hpcbox.judge.sandbox.argv import ZygoteCommand, build_zygote_argv
 from hpcbox.judge.sandbox.seccomp import filter_memfd
+from hpcbox.judge.sandbox.spawn import Spawner
 
 __all__ = ["ForkedBox", "Zygote"]
 
@@ -57,7 +58,7 @@ class Zygote:
         tools: tuple[str, str],
         env: Mapping[str, str],
         procs_files: Sequence[str],
-        spawn: Callable[[Callable[[], subprocess.Popen[bytes]]], subprocess.Popen[bytes]],
+        spawner: Spawner,
         compiled_fd: int | None = None,
     ) -> None:
         """``compiled_fd``: the compiled supervisor's descriptor (``compiled.py``),
@@ -90,19 +91,7 @@ class Zygote:
                 )
             )
             shared = () if compiled_fd is None else (compiled_fd,)
-            self._proc = spawn(
-                lambda: subprocess.Popen(
-                    argv,
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.DEVNULL,
-                    stderr=err_w,
-                    pass_fds=(*child_fds, *shared),
-                    close_fds=True,
-                    start_new_session=True,
-                    env={},
-                    cwd="/",
-                )
-            )
+            self._proc = spawner.popen(argv, stderr=err_w, pass_fds=(*child_fds, *shared))
         except BaseException:
             ctl_host.close()
             os.close(err_r)
@@ -121,6 +110,11 @@ class Zygote:
             raise
         finally:
             os.close(err_r)
+
+    @property
+    def pid(self) -> int:
+        """The host pid of the fork-server's bwrap."""
+        return self._proc.pid
 
     def alive(self) -> bool:
         return self._proc.poll() is None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass
 
+from hpcbox.infra.isolation.cgroup._fs import write_value
 from hpcbox.infra.isolation.limits import Limits
 
 __all__ = ["CgroupDriver", "CgroupStats"]
@@ -60,6 +61,15 @@ class CgroupDriver(abc.ABC):
     def procs_files(self, group: str) -> list[str]:
         """The ``cgroup.procs`` files a process must be written to, to join ``group``."""
 
+    def add_process(self, group: str, pid: int) -> None:
+        """Move the running process ``pid`` into ``group`` (in every hierarchy).
+
+        For a process that could not be started in its group (a sandbox forked by
+        a fork-server). Raises OSError as the kernel refuses (ESRCH: ``pid`` is gone).
+        """
+        for procs in self.procs_files(group):
+            write_value(procs, str(pid))
+
     @abc.abstractmethod
     def pids(self, group: str) -> set[int]:
         """The processes now in ``group`` (empty if it does not exist)."""
@@ -80,6 +90,15 @@ class CgroupDriver(abc.ABC):
     @abc.abstractmethod
     def stats(self, group: str) -> CgroupStats:
         """CPU time, peak memory and OOM kills of ``group``; NotFoundError if it is gone."""
+
+    def memory_baseline(self, group: str) -> int:
+        """The memory ``group`` holds now, with its peak counter restarted from there
+        where the kernel allows, so that a peak read after a run excludes what the
+        group used before it (a warm sandbox's start-up).
+
+        This default, for a driver that can do neither: the peak so far.
+        """
+        return self.stats(group).peak_memory_bytes
 
     def sample(self, group: str) -> None:  # noqa: B027 - optional hook, empty by default
         """Record current usage, for drivers that cannot report a peak themselves.

@@ -17,6 +17,7 @@ from hpcbox.infra.isolation.cgroup._fs import (
     read_text,
     write_checked,
     write_if_exists,
+    write_value,
 )
 from hpcbox.infra.isolation.cgroup._killer import kill_loop
 from hpcbox.infra.isolation.cgroup.base import CgroupDriver, CgroupStats
@@ -210,6 +211,14 @@ class CgroupV1Driver(CgroupDriver):
         except (OSError, ValueError) as exc:
             raise PermanentError(f"cannot read statistics of cgroup {group}: {exc}") from exc
         return CgroupStats(cpu_time_s=cpu_ns / 1e9, peak_memory_bytes=peak, oom_killed=oom)
+
+    def memory_baseline(self, group: str) -> int:
+        mem = self._dir("memory", group)
+        try:
+            write_value(os.path.join(mem, "memory.max_usage_in_bytes"), "0")
+            return read_int(os.path.join(mem, "memory.usage_in_bytes"))
+        except (OSError, ValueError):
+            return super().memory_baseline(group)
 
     def remove(self, group: str) -> None:
         for path in self._dirs(group):
