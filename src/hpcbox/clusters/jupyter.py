@@ -7,6 +7,7 @@ homes -> workers, each running ``engines_per_worker`` ipengines -> ready when
 the controller counts every engine. Scaling starts or removes workers and
 waits until the controller's count (what a connected ``Client`` sees in
 ``rc.ids``) is the new one. What runs where is in :mod:`hpcbox.clusters.render.jupyter`.
+Built on the public node operations of :mod:`.nodes`.
 """
 
 from __future__ import annotations
@@ -14,10 +15,18 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
+from hpcbox.clusters.homes import make_homes
 from hpcbox.clusters.keys import ClusterKeys
-from hpcbox.clusters.naming import container_name
+from hpcbox.clusters.kind import KindStatus, Up
+from hpcbox.clusters.nodes import (
+    ClusterError,
+    NodeLimits,
+    Nodes,
+    home_mount,
+    node_script_file,
+    output,
+)
 from hpcbox.clusters.render.accounts import accounts, group_lines, passwd_lines, shadow_lines
 from hpcbox.clusters.render.jupyter import (
     CLIENT_FILE,
@@ -30,21 +39,17 @@ from hpcbox.clusters.render.jupyter import (
 from hpcbox.clusters.render.slurm import worker_name
 from hpcbox.clusters.spec import ClusterSpec
 from hpcbox.core.errors import HpcboxError
-from hpcbox.infra.runtimes import FileEntry, PortBinding, Runtime
-
-if TYPE_CHECKING:
-    from hpcbox.clusters.manager import ClusterManager
+from hpcbox.infra.runtimes import FileEntry, PortBinding
 
 __all__ = [
     "ENGINE_COUNT_SCRIPT",
     "HUB_PYTHON",
+    "JupyterKind",
     "engine_count",
     "hub_file",
     "hub_port_binding",
     "hub_url",
     "jupyter_files",
-    "scale_engines",
-    "up_jupyter",
     "wait_for_hub",
 ]
 
@@ -81,12 +86,12 @@ def hub_port_binding(spec: ClusterSpec) -> PortBinding:
     return PortBinding(container_port=HUB_PORT, host_port=spec.jupyter.port)
 
 
-def jupyter_files(spec: ClusterSpec, node_script: FileEntry) -> list[FileEntry]:
+def jupyter_files(spec: ClusterSpec) -> list[FileEntry]:
     """What every node of a ``jupyter`` cluster gets: the start-up script, the
     accounts to merge, and the hub's configuration."""
     accts = accounts(spec)
     return [
-        node_script,
+        node_script_file(),
         FileEntry("/etc/hpcbox/accounts/passwd", passwd_lines(accts).encode()),
         FileEntry("/etc/hpcbox/accounts/group", group_lines(accts).encode()),
         FileEntry("/etc/hpcbox/accounts/shadow", shadow_lines(accts).encode(), mode=0o600),
@@ -94,116 +99,128 @@ def jupyter_files(spec: ClusterSpec, node_script: FileEntry) -> list[FileEntry]:
     ]
 
 
-def hub_url(runtime: Runtime, spec: ClusterSpec) -> str | None:
+def hub_url(nodes: Nodes, spec: ClusterSpec) -> str | None:
     """``http://127.0.0.1:PORT/`` where the hub is published, or None when it is not up."""
     if not spec.has_jupyterhub:
         return None
-    info = runtime.inspect(container_name(spec.name, front_host(spec)))
-    port = info.ports.get(HUB_PORT) if info is not None else None
+    port = nodes.published_port(front_host(spec), HUB_PORT)
     return f"http://127.0.0.1:{port}/" if port else None
 
 
-def wait_for_hub(manager: ClusterManager, spec: ClusterSpec) -> None:
+def wait_for_hub(nodes: Nodes, spec: ClusterSpec) -> None:
     """Return once JupyterHub answers on the front end; ClusterError with its log if not."""
     host = front_host(spec)
-    manager._wait(
-        spec.name,
+    nodes.wait(
         host,
         "jupyterhub (its API)",
-        lambda: (
-            manager._exec(spec.name, host, [HUB_PYTHON, "-c", _HUB_READY_SCRIPT]).exit_code == 0
-        ),
-        manager.ready_timeout,
+        lambda: nodes.exec(host, [HUB_PYTHON, "-c", _HUB_READY_SCRIPT]).exit_code == 0,
     )
 
 
-def engine_count(manager: ClusterManager, cluster: str, *, want: int = -1, wait: float = 0) -> int:
-    """The engines the controller of ``cluster`` counts now (after waiting up to
-    ``wait`` s for ``want`` of them). Raises HpcboxError when it does not answer."""
-    result = manager._exec(
-        cluster,
+def engine_count(nodes: Nodes, *, want: int = -1, wait: float = 0) -> int:
+    """The engines the controller counts now (after waiting up to ``wait`` s for
+    ``want`` of them). Raises HpcboxError when it does not answer."""
+    result = nodes.exec(
         HUB_HOST,
         [HUB_PYTHON, "-c", ENGINE_COUNT_SCRIPT, str(want), f"{wait:.0f}"],
         user="ipyparallel",
         timeout=wait + 60,
     )
-    return int(json.loads(result.stdout.decode().strip().splitlines()[-1])["engines"])
+    return int(json.loads(output(result).strip().splitlines()[-1])["engines"])
 
 
-def _start_workers(
-    manager: ClusterManager, spec: ClusterSpec, hosts: Sequence[str], files: list[FileEntry]
-) -> None:
-    for host in hosts:
-        manager.progress(f"starting {spec.engines_per_worker} ipengines on {host}")
-        manager._container(
-            spec,
-            host,
-            "worker",
+class JupyterKind:
+    """A ``jupyter`` cluster's nodes: the hub (ipcontroller and JupyterHub) and the
+    workers, each running ``engines_per_worker`` ipengines."""
+
+    def __init__(self, nodes: Nodes, keys: ClusterKeys) -> None:
+        self.nodes = nodes
+        self.keys = keys
+
+    def image_roles(self, spec: ClusterSpec) -> list[str]:
+        return ["base", "jupyter"]
+
+    def up(self, spec: ClusterSpec) -> Up:
+        """Bring up the nodes on an ensured network and home volume."""
+        nodes = self.nodes
+        files = jupyter_files(spec)
+        nodes.progress("starting ipcontroller and jupyterhub on hub")
+        nodes.start(
+            HUB_HOST,
+            "hub",
             "jupyter",
             files,
-            env={"HPCBOX_ENGINES": str(spec.engines_per_worker)},
-            mounts=(manager._home_mount(spec),),
-            limits=True,
-            script_role="engines",
+            mounts=(home_mount(spec),),
+            ports=(hub_port_binding(spec),),
+        )
+        wait_for_hub(nodes, spec)
+        make_homes(nodes, spec, self.keys)
+        workers = [worker_name(i) for i in range(1, spec.workers.count + 1)]
+        self._start_workers(spec, workers, files)
+        self._wait_engines(spec, len(workers))
+        return Up(
+            ssh_port=None,
+            summary=f"JupyterHub at {hub_url(nodes, spec)}, "
+            f"{spec.workers.count * spec.engines_per_worker} engines",
         )
 
+    def scale(
+        self,
+        spec: ClusterSpec,
+        current: Sequence[str],
+        workers: int,
+        *,
+        force: bool,
+        timeout: float | None,
+    ) -> None:
+        """Add or remove workers (with their engines); return once the controller
+        counts exactly the new number of engines, so that connected clients see it
+        too. Engines hold no jobs to wait for: ``force`` and ``timeout`` change
+        nothing."""
+        if workers > len(current):
+            start = max((int(h.removeprefix("worker")) for h in current), default=0)
+            new = [worker_name(start + i) for i in range(1, workers - len(current) + 1)]
+            self._start_workers(spec, new, jupyter_files(spec))
+        else:
+            for host in current[workers:]:
+                self.nodes.progress(f"removing {host} and its engines")
+                self.nodes.remove(host)
+        self._wait_engines(spec, workers)
 
-def _wait_engines(manager: ClusterManager, spec: ClusterSpec, workers: int) -> None:
-    want = workers * spec.engines_per_worker
-    manager.progress(f"waiting for {want} engines to register with the controller")
-    deadline = time.monotonic() + manager.ready_timeout
-    seen = -1
-    while time.monotonic() < deadline:
-        try:
-            seen = engine_count(manager, spec.name, want=want, wait=min(30, manager.ready_timeout))
-        except HpcboxError:
-            time.sleep(1)  # the controller may still be starting
-            continue
-        if seen == want:
-            return
-    from hpcbox.clusters.manager import ClusterError
+    def status(self, spec: ClusterSpec) -> KindStatus:
+        return KindStatus(engines=engine_count(self.nodes))
 
-    raise ClusterError(
-        f"the controller counts {seen} engines, not {want}, after "
-        f"{int(manager.ready_timeout)} s; hub log:\n{manager._log_tail(spec.name, HUB_HOST)}"
-    )
+    def _start_workers(
+        self, spec: ClusterSpec, hosts: Sequence[str], files: list[FileEntry]
+    ) -> None:
+        for host in hosts:
+            self.nodes.progress(f"starting {spec.engines_per_worker} ipengines on {host}")
+            self.nodes.start(
+                host,
+                "worker",
+                "jupyter",
+                files,
+                env={"HPCBOX_ENGINES": str(spec.engines_per_worker)},
+                mounts=(home_mount(spec),),
+                limits=NodeLimits.worker(spec),
+                script_role="engines",
+            )
 
-
-def up_jupyter(manager: ClusterManager, spec: ClusterSpec, keys: ClusterKeys) -> None:
-    """Bring up a ``jupyter`` cluster's nodes on an ensured network and home volume."""
-    from hpcbox.clusters.manager import node_script_file
-
-    files = jupyter_files(spec, node_script_file())
-    manager.progress("starting ipcontroller and jupyterhub on hub")
-    manager._container(
-        spec,
-        HUB_HOST,
-        "hub",
-        "jupyter",
-        files,
-        mounts=(manager._home_mount(spec),),
-        ports=(hub_port_binding(spec),),
-    )
-    wait_for_hub(manager, spec)
-    manager._make_homes(spec, keys)
-    workers = [worker_name(i) for i in range(1, spec.workers.count + 1)]
-    _start_workers(manager, spec, workers, files)
-    _wait_engines(manager, spec, len(workers))
-
-
-def scale_engines(
-    manager: ClusterManager, spec: ClusterSpec, current: Sequence[str], workers: int
-) -> None:
-    """Add or remove workers (with their engines); return once the controller counts
-    exactly the new number of engines, so that connected clients see it too."""
-    from hpcbox.clusters.manager import node_script_file
-
-    if workers > len(current):
-        start = max((int(h.removeprefix("worker")) for h in current), default=0)
-        new = [worker_name(start + i) for i in range(1, workers - len(current) + 1)]
-        _start_workers(manager, spec, new, jupyter_files(spec, node_script_file()))
-    else:
-        for host in current[workers:]:
-            manager.progress(f"removing {host} and its engines")
-            manager.runtime().remove(container_name(spec.name, host), force=True)
-    _wait_engines(manager, spec, workers)
+    def _wait_engines(self, spec: ClusterSpec, workers: int) -> None:
+        nodes = self.nodes
+        want = workers * spec.engines_per_worker
+        nodes.progress(f"waiting for {want} engines to register with the controller")
+        deadline = time.monotonic() + nodes.ready_timeout
+        seen = -1
+        while time.monotonic() < deadline:
+            try:
+                seen = engine_count(nodes, want=want, wait=min(30, nodes.ready_timeout))
+            except HpcboxError:
+                time.sleep(1)  # the controller may still be starting
+                continue
+            if seen == want:
+                return
+        raise ClusterError(
+            f"the controller counts {seen} engines, not {want}, after "
+            f"{int(nodes.ready_timeout)} s; hub log:\n{nodes.log_tail(HUB_HOST)}"
+        )

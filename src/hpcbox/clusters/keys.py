@@ -14,7 +14,7 @@ from pathlib import Path
 
 import asyncssh
 
-__all__ = ["ClusterKeys", "load_or_create_keys"]
+__all__ = ["ClusterKeys", "load_or_create_keys", "remove_keys"]
 
 _MUNGE_KEY_BYTES = 1024  # what `mungekey` generates by default
 
@@ -86,3 +86,12 @@ def load_or_create_keys(home: Path, cluster: str) -> ClusterKeys:
     known = f"[127.0.0.1]:*,[localhost]:* {keys.host_public_key}\n"
     (directory / "known_hosts").write_text(known)
     return keys
+
+
+def remove_keys(home: Path, cluster: str) -> None:
+    """Remove the cluster's secrets (``down --purge``)."""
+    directory = home / "clusters" / cluster
+    for path in sorted(directory.glob("*"), reverse=True):
+        path.unlink()
+    if directory.exists():
+        directory.rmdir()

@@ -15,7 +15,8 @@ from collections.abc import Iterator, Sequence
 import pytest
 
 from hpcbox.clusters import preflight
-from hpcbox.clusters.manager import ClusterError, ClusterManager
+from hpcbox.clusters.manager import ClusterManager
+from hpcbox.clusters.nodes import ClusterError
 from hpcbox.clusters.spec import ClusterSpec, ClusterState, parse_cluster_spec
 from hpcbox.clusters.store import ClusterStore
 from hpcbox.core.errors import ConflictError, HpcboxError, UnavailableError
