@@ -25,8 +25,8 @@ from hpcbox.clusters.preflight import (
     ENGINE_CHECK,
     Check,
     Pillar,
-    _clusters_check,
-    _container_checks,
+    clusters_check,
+    container_checks,
 )
 from hpcbox.core.errors import HpcboxError
 from hpcbox.core.settings import Settings
@@ -345,9 +345,9 @@ def run_checks(
         results.append(replace(result, seconds=time.monotonic() - started))
     if containers:
         try:
-            results.extend(_container_checks(settings, dns_timeout=dns_timeout))
+            results.extend(container_checks(settings, dns_timeout=dns_timeout))
         except Exception as exc:  # reported as a failed check, never a crash
             results.append(
-                _clusters_check(ENGINE_CHECK, False, f"check failed: {exc}", "see the error")
+                clusters_check(ENGINE_CHECK, False, f"check failed: {exc}", "see the error")
             )
     return results

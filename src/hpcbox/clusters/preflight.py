@@ -45,6 +45,8 @@ __all__ = [
     "INIT_CHECK",
     "Check",
     "PodmanFacts",
+    "clusters_check",
+    "container_checks",
     "dns_fix",
     "find_probe_image",
     "init_fix",
@@ -293,7 +295,7 @@ def static_checks(engine: str, facts: PodmanFacts | None) -> list[Check]:
     problems = static_problems(engine, facts)
     fixes = {INIT_CHECK: init_fix, DNS_CHECK: dns_fix}
     return [
-        _clusters_check(name, False, problems[name], fix(engine, facts))
+        clusters_check(name, False, problems[name], fix(engine, facts))
         for name, fix in fixes.items()
         if name in problems
     ]
@@ -313,7 +315,7 @@ def find_probe_image(runtime: Runtime) -> str | None:
     return None
 
 
-def _clusters_check(name: str, ok: bool, detail: str, fix: str = "") -> Check:
+def clusters_check(name: str, ok: bool, detail: str, fix: str = "") -> Check:
     return Check(name, ok, detail, "" if ok else fix, pillars=("clusters",))
 
 
@@ -470,8 +472,8 @@ def probe_containers(
         detail = f"no container runs from {image}: {exc}"
         fix = start_fix(engine, facts(), str(exc))
         return (
-            _clusters_check(INIT_CHECK, False, detail, fix),
-            _clusters_check(DNS_CHECK, False, detail, fix),
+            clusters_check(INIT_CHECK, False, detail, fix),
+            clusters_check(DNS_CHECK, False, detail, fix),
         )
     finally:
         probe.close()
@@ -479,16 +481,16 @@ def probe_containers(
         f" (cleanup failed: {'; '.join(probe.cleanup_errors)})" if probe.cleanup_errors else ""
     )
     init = (
-        _clusters_check(INIT_CHECK, False, init_error + cleanup, init_fix(engine, facts()))
+        clusters_check(INIT_CHECK, False, init_error + cleanup, init_fix(engine, facts()))
         if init_error is not None
-        else _clusters_check(
+        else clusters_check(
             INIT_CHECK, True, f"PID 1 is {engine}'s init, and a stop is prompt{cleanup}"
         )
     )
     dns = (
-        _clusters_check(DNS_CHECK, True, f"one container resolved another by name ({answer})")
+        clusters_check(DNS_CHECK, True, f"one container resolved another by name ({answer})")
         if resolved
-        else _clusters_check(
+        else clusters_check(
             DNS_CHECK,
             False,
             f"containers on one network do not resolve each other by name ({answer}){cleanup}",
@@ -516,14 +518,14 @@ def preflight_checks(
         image = image or find_probe_image(runtime)
     except HpcboxError as exc:
         return [
-            _clusters_check(name, False, f"cannot list images: {exc}", "check the engine")
+            clusters_check(name, False, f"cannot list images: {exc}", "check the engine")
             for name in (INIT_CHECK, DNS_CHECK)
         ]
     if image is None:
         known_bad = {check.name: check for check in static_checks(runtime.name, facts())}
         checks = [
             known_bad.get(name)
-            or _clusters_check(
+            or clusters_check(
                 name,
                 False,
                 "not run: no local image to start a container from (none is pulled)",
@@ -547,7 +549,7 @@ def preflight_message(failed: Sequence[Check]) -> str:
     )
 
 
-def _container_checks(settings: Settings, *, dns_timeout: float) -> list[Check]:
+def container_checks(settings: Settings, *, dns_timeout: float) -> list[Check]:
     """Engine, init and DNS; stops hpcbox's Podman service again if it started it."""
     from hpcbox.infra.runtimes import connect_runtime
 
@@ -563,16 +565,16 @@ def _container_checks(settings: Settings, *, dns_timeout: float) -> list[Check]:
         fix = str(exc).split("; ", 1)[-1] if "install" in str(exc) else "start the engine"
         took = time.monotonic() - started
         return [
-            replace(_clusters_check(ENGINE_CHECK, False, str(exc), fix), seconds=took),
-            _clusters_check(INIT_CHECK, False, "not run: no container engine", fix),
-            _clusters_check(DNS_CHECK, False, "not run: no container engine", fix),
+            replace(clusters_check(ENGINE_CHECK, False, str(exc), fix), seconds=took),
+            clusters_check(INIT_CHECK, False, "not run: no container engine", fix),
+            clusters_check(DNS_CHECK, False, "not run: no container engine", fix),
         ]
     try:
         where = runtime.url if isinstance(runtime, EngineRuntime) else runtime.name
         own = isinstance(runtime, EngineRuntime) and runtime.containers_conf is not None
         detail = f"{runtime.name} at {where}" + (" (hpcbox's own Podman service)" if own else "")
         engine = replace(
-            _clusters_check(ENGINE_CHECK, True, detail), seconds=time.monotonic() - started
+            clusters_check(ENGINE_CHECK, True, detail), seconds=time.monotonic() - started
         )
         return [engine, *preflight_checks(runtime, dns_timeout=dns_timeout)]
     finally:

@@ -36,7 +36,7 @@ from hpcbox.clusters.preflight import (
     static_checks,
     static_problems,
 )
-from hpcbox.core.settings import Settings
+from hpcbox.core.settings import JudgeSettings, Settings
 from hpcbox.infra.runtimes import ContainerInfo, ContainerSpec, ExecResult
 from tests.unit.engine.fake_runtime import FakeRuntime, ok
 
@@ -450,6 +450,8 @@ def test_the_command_prints_json_and_exits_by_strictness(
 
 
 def _judge_check(settings: Settings) -> Check:
+    # As `hpcbox doctor` does: the judge's settings from the environment.
+    settings = settings.model_copy(update={"judge": JudgeSettings.from_env()})
     return next(c for c in run_checks(settings, containers=False) if c.name.startswith("judge"))
 
 

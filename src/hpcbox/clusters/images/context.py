@@ -15,7 +15,7 @@ from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path, PurePosixPath
 
-from hpcbox.clusters.images.roles import check_roles
+from hpcbox.core.errors import InvalidInputError
 
 __all__ = ["CONTAINERFILE", "context_dir", "context_files", "context_tar"]
 
@@ -23,8 +23,16 @@ CONTAINERFILE = "Containerfile"
 
 
 def _role_root(role: str) -> Traversable:
-    check_roles([role])
-    return resources.files("hpcbox.clusters.images") / "containerfiles" / role
+    # The role's directory is what makes it a role here (roles.py lists them in build
+    # order and imports this module for their digests, so this one cannot use it).
+    containerfiles = resources.files("hpcbox.clusters.images") / "containerfiles"
+    root = containerfiles / role
+    if "/" in role or role.startswith(".") or not root.is_dir():
+        known = sorted(c.name for c in containerfiles.iterdir() if c.is_dir())
+        raise InvalidInputError(
+            f"unknown image role {role!r} (one of {', '.join(known)})", field="roles"
+        )
+    return root
 
 
 def context_files(role: str) -> dict[str, bytes]:

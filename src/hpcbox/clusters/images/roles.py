@@ -10,6 +10,7 @@ import functools
 import hashlib
 from collections.abc import Sequence
 
+from hpcbox.clusters.images.context import context_files
 from hpcbox.core.errors import InvalidInputError
 from hpcbox.core.version import __version__
 
@@ -68,8 +69,6 @@ def image_tag(role: str) -> str:
 @functools.cache
 def content_digest(role: str) -> str:
     """A short digest of the role's build context, chained through its parent's."""
-    from hpcbox.clusters.images.context import context_files  # context imports this module
-
     digest = hashlib.sha256()
     parent = parent_role(role)
     if parent is not None:
