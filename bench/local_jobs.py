@@ -34,7 +34,7 @@ from sqlalchemy import text
 
 from hpcbox.core.settings import Settings
 from hpcbox.infra.db import open_engine
-from hpcbox.jobs.backends.local.sandbox import LaunchRequest, Limits, Sandbox
+from hpcbox.jobs.backends.local.sandbox import LaunchRequest, ResourceLimits, Sandbox
 from hpcbox.jobs.engine import JobEngine
 from hpcbox.jobs.model.spec import parse_job_spec
 from hpcbox.jobs.model.states import ACTIVE_STATES
@@ -62,7 +62,7 @@ def sandbox_overhead(runs: int, workdir: Path) -> dict[str, float]:
             stdout_path=str(run_dir / "stdout"),
             stderr_path=str(run_dir / "stderr"),
             status_path=str(run_dir / "status.json"),
-            limits=Limits(cpus=1.0, memory_bytes=256 * 1024**2, pids=64),
+            limits=ResourceLimits(cpus=1.0, memory_bytes=256 * 1024**2, pids=64),
         )
         t = time.perf_counter()
         outcome = sandbox.run(request, timeout=30)

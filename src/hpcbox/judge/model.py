@@ -84,7 +84,9 @@ Arguments = Annotated[str, AfterValidator(splittable)]
 
 
 class Limits(BaseModel):
-    """Per-run limits. Defaults are Judge0's (``judge0.conf``)."""
+    """A submission's limits, for the run of each of its tests. Defaults are
+    Judge0's (``judge0.conf``). The sandbox runs each test under the
+    :class:`~hpcbox.judge.sandbox.spec.RunLimits` made from these."""
 
     model_config = _FROZEN
 

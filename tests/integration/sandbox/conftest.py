@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from hpcbox.core.errors import UnavailableError
-from hpcbox.jobs.backends.local.sandbox import LaunchRequest, Limits, Sandbox
+from hpcbox.jobs.backends.local.sandbox import LaunchRequest, ResourceLimits, Sandbox
 from tests.conftest import require
 
 ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}
@@ -53,7 +53,7 @@ def make_req(tmp_path: Path) -> Callable[..., LaunchRequest]:
             "stdout_path": str(tmp_path / f"{run_id}.out"),
             "stderr_path": str(tmp_path / f"{run_id}.err"),
             "status_path": str(tmp_path / f"{run_id}.status"),
-            "limits": Limits(),
+            "limits": ResourceLimits(),
         }
         fields.update(over)
         return LaunchRequest(**fields)

@@ -121,9 +121,9 @@ def test_run_timeout_kills(sandbox: Sandbox, make_req: Make) -> None:
 
 LAUNCHER = """
 import json, sys
-from hpcbox.jobs.backends.local.sandbox import LaunchRequest, Limits, Sandbox
+from hpcbox.jobs.backends.local.sandbox import LaunchRequest, ResourceLimits, Sandbox
 fields = json.loads(sys.argv[1])
-handle = Sandbox(parent_group=sys.argv[2]).launch(LaunchRequest(limits=Limits(), **fields))
+handle = Sandbox(parent_group=sys.argv[2]).launch(LaunchRequest(limits=ResourceLimits(), **fields))
 print(json.dumps(handle.to_dict()), flush=True)
 import os, signal
 os.kill(os.getpid(), signal.SIGKILL)

@@ -12,7 +12,7 @@ from hpcbox.core.errors import ConflictError
 from hpcbox.jobs.backends.local.sandbox import (
     DEFAULT_PIDS,
     LaunchRequest,
-    Limits,
+    ResourceLimits,
     RunOutcome,
     Sandbox,
 )
@@ -53,7 +53,7 @@ for _ in range(n):
 def test_memory_cap_oom_kills(sandbox: Sandbox, make_req: Make) -> None:
     cap = 50 << 20
     req = make_req(
-        [SANDBOX_PYTHON, "-c", "x = b'x' * (200 << 20)"], limits=Limits(memory_bytes=cap)
+        [SANDBOX_PYTHON, "-c", "x = b'x' * (200 << 20)"], limits=ResourceLimits(memory_bytes=cap)
     )
     outcome = sandbox.run(req, timeout=60)
     assert outcome.oom_killed is True
@@ -63,7 +63,8 @@ def test_memory_cap_oom_kills(sandbox: Sandbox, make_req: Make) -> None:
 
 def test_memory_within_cap_is_fine(sandbox: Sandbox, make_req: Make) -> None:
     req = make_req(
-        [SANDBOX_PYTHON, "-c", "x = b'x' * (20 << 20)"], limits=Limits(memory_bytes=200 << 20)
+        [SANDBOX_PYTHON, "-c", "x = b'x' * (20 << 20)"],
+        limits=ResourceLimits(memory_bytes=200 << 20),
     )
     outcome = sandbox.run(req, timeout=60)
     assert (outcome.exit_code, outcome.oom_killed) == (0, False)
@@ -75,7 +76,7 @@ def test_cpu_quota_slows_a_busy_loop(sandbox: Sandbox, make_req: Make) -> None:
 
     def busy(cpus: float) -> None:
         outcomes[cpus] = sandbox.run(
-            make_req([SANDBOX_PYTHON, "-c", BUSY], limits=Limits(cpus=cpus)), timeout=60
+            make_req([SANDBOX_PYTHON, "-c", BUSY], limits=ResourceLimits(cpus=cpus)), timeout=60
         )
 
     threads = [threading.Thread(target=busy, args=(c,)) for c in (0.25, 1.0)]
@@ -91,7 +92,7 @@ def test_cpu_quota_slows_a_busy_loop(sandbox: Sandbox, make_req: Make) -> None:
 
 
 def test_pids_limit_caps_forks(sandbox: Sandbox, make_req: Make) -> None:
-    req = make_req([SANDBOX_PYTHON, "-c", FORKS], limits=Limits(pids=5))
+    req = make_req([SANDBOX_PYTHON, "-c", FORKS], limits=ResourceLimits(pids=5))
     outcome = sandbox.run(req, timeout=60)
     assert outcome.exit_code == 0, Path(req.stderr_path).read_text()
     # Five tasks for the command: itself and four children.

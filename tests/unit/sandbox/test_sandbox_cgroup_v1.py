@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from hpcbox.core.errors import ConflictError, InvalidInputError, NotFoundError, UnavailableError
-from hpcbox.jobs.backends.local.sandbox import CgroupV1Driver, Limits
+from hpcbox.jobs.backends.local.sandbox import CgroupV1Driver, ResourceLimits
 
 from .conftest import GROUP, V1_FILES, FakeKiller
 
@@ -27,7 +27,7 @@ def _no_sleep(_: float) -> None:
 
 def test_limits_are_written(v1_tree: Callable[..., dict[str, str]]) -> None:
     h = v1_tree()
-    CgroupV1Driver(h).create(GROUP, Limits(cpus=1.5, memory_bytes=50 << 20, pids=64))
+    CgroupV1Driver(h).create(GROUP, ResourceLimits(cpus=1.5, memory_bytes=50 << 20, pids=64))
     assert _read(h, "memory", "memory.limit_in_bytes") == str(50 << 20)
     assert _read(h, "memory", "memory.memsw.limit_in_bytes") == str(50 << 20)
     assert _read(h, "cpu", "cpu.cfs_period_us") == "100000"
@@ -38,7 +38,7 @@ def test_limits_are_written(v1_tree: Callable[..., dict[str, str]]) -> None:
 def test_no_limits_write_unlimited(v1_tree: Callable[..., dict[str, str]]) -> None:
     h = v1_tree()
     (Path(h["memory"]) / GROUP / "memory.limit_in_bytes").write_text("1234")
-    CgroupV1Driver(h).create(GROUP, Limits())
+    CgroupV1Driver(h).create(GROUP, ResourceLimits())
     assert _read(h, "memory", "memory.limit_in_bytes") == "-1"
     assert _read(h, "memory", "memory.memsw.limit_in_bytes") == "-1"
     assert _read(h, "cpu", "cpu.cfs_quota_us") == "-1"
@@ -48,7 +48,7 @@ def test_no_limits_write_unlimited(v1_tree: Callable[..., dict[str, str]]) -> No
 def test_memsw_absent_is_skipped(v1_tree: Callable[..., dict[str, str]]) -> None:
     h = v1_tree()
     (Path(h["memory"]) / GROUP / "memory.memsw.limit_in_bytes").unlink()
-    CgroupV1Driver(h).create(GROUP, Limits(memory_bytes=4096 * 10))
+    CgroupV1Driver(h).create(GROUP, ResourceLimits(memory_bytes=4096 * 10))
     assert _read(h, "memory", "memory.limit_in_bytes") == "40960"
     assert not (Path(h["memory"]) / GROUP / "memory.memsw.limit_in_bytes").exists()
 
@@ -57,7 +57,7 @@ def test_tiny_cpu_quota_is_clamped_to_kernel_minimum(
     v1_tree: Callable[..., dict[str, str]],
 ) -> None:
     h = v1_tree()
-    CgroupV1Driver(h).create(GROUP, Limits(cpus=0.01))
+    CgroupV1Driver(h).create(GROUP, ResourceLimits(cpus=0.01))
     assert _read(h, "cpu", "cpu.cfs_quota_us") == "1000"
 
 
@@ -69,7 +69,7 @@ def test_fresh_group_is_created(tmp_path: Path) -> None:
     # Plain directories lack the kernel's control files: the write fails loudly
     # and the half-made group is removed again.
     with pytest.raises(Exception, match="memory"):
-        driver.create(GROUP, Limits())
+        driver.create(GROUP, ResourceLimits())
     assert not driver.exists(GROUP)
 
 
@@ -79,7 +79,7 @@ def test_comounted_cpu_cpuacct_is_one_hierarchy(v1_tree: Callable[..., dict[str,
     files = driver.procs_files(GROUP)
     assert len(files) == 4
     assert sum("cpu,cpuacct" in f for f in files) == 1
-    driver.create(GROUP, Limits(cpus=2))
+    driver.create(GROUP, ResourceLimits(cpus=2))
     assert _read(h, "cpu", "cpu.cfs_quota_us") == "200000"
     (Path(h["cpuacct"]) / GROUP / "cpuacct.usage").write_text("2500000000\n")
     assert driver.stats(GROUP).cpu_time_s == pytest.approx(2.5)
@@ -185,10 +185,10 @@ def test_existing_empty_group_is_reused_but_populated_is_refused(
 ) -> None:
     h = v1_tree()
     driver = CgroupV1Driver(h)
-    driver.create(GROUP, Limits(pids=5))
+    driver.create(GROUP, ResourceLimits(pids=5))
     (Path(h["pids"]) / GROUP / "cgroup.procs").write_text("42\n")
     with pytest.raises(ConflictError):
-        driver.create(GROUP, Limits(pids=6))
+        driver.create(GROUP, ResourceLimits(pids=6))
     assert _read(h, "pids", "pids.max") == "5"
 
 
@@ -196,7 +196,7 @@ def test_name_of_a_control_file_is_refused(v1_tree: Callable[..., dict[str, str]
     h = v1_tree()
     (Path(h["memory"]) / "hpcbox" / "tasks").write_text("")
     with pytest.raises(InvalidInputError):
-        CgroupV1Driver(h).create("hpcbox/tasks", Limits())
+        CgroupV1Driver(h).create("hpcbox/tasks", ResourceLimits())
 
 
 def test_remove_is_idempotent(tmp_path: Path) -> None:
@@ -241,8 +241,8 @@ def test_a_parent_removed_since_is_made_again(
 
     monkeypatch.setattr(os, "mkdir", kernel_mkdir)
     driver = CgroupV1Driver(h)
-    driver.create(GROUP, Limits(pids=8))
+    driver.create(GROUP, ResourceLimits(pids=8))
     for mount in set(h.values()):
         shutil.rmtree(Path(mount) / GROUP.split("/")[0])
-    driver.create("hpcbox/run2", Limits(pids=9))
+    driver.create("hpcbox/run2", ResourceLimits(pids=9))
     assert (Path(h["pids"]) / "hpcbox/run2/pids.max").read_text().strip() == "9"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from hpcbox.core.errors import ConflictError, UnavailableError
-from hpcbox.jobs.backends.local.sandbox import CgroupV2Driver, Limits
+from hpcbox.jobs.backends.local.sandbox import CgroupV2Driver, ResourceLimits
 
 from .conftest import GROUP, FakeKiller
 
@@ -21,7 +21,7 @@ def _no_sleep(_: float) -> None:
 def test_limits_are_written(v2_tree: Callable[..., Path]) -> None:
     d = v2_tree()
     CgroupV2Driver(str(d.parent.parent)).create(
-        GROUP, Limits(cpus=1.5, memory_bytes=50 << 20, pids=64)
+        GROUP, ResourceLimits(cpus=1.5, memory_bytes=50 << 20, pids=64)
     )
     assert (d / "cpu.max").read_text() == "150000 100000"
     assert (d / "memory.max").read_text() == str(50 << 20)
@@ -32,7 +32,7 @@ def test_limits_are_written(v2_tree: Callable[..., Path]) -> None:
 def test_no_limits_write_max(v2_tree: Callable[..., Path]) -> None:
     d = v2_tree()
     (d / "memory.max").write_text("1234")
-    CgroupV2Driver(str(d.parent.parent)).create(GROUP, Limits())
+    CgroupV2Driver(str(d.parent.parent)).create(GROUP, ResourceLimits())
     assert (d / "cpu.max").read_text() == "max 100000"
     assert (d / "memory.max").read_text() == "max"
     assert (d / "memory.swap.max").read_text() == "max"
@@ -41,14 +41,14 @@ def test_no_limits_write_max(v2_tree: Callable[..., Path]) -> None:
 
 def test_missing_swap_file_is_skipped(v2_tree: Callable[..., Path]) -> None:
     d = v2_tree(omit=("memory.swap.max",))
-    CgroupV2Driver(str(d.parent.parent)).create(GROUP, Limits(memory_bytes=1 << 20))
+    CgroupV2Driver(str(d.parent.parent)).create(GROUP, ResourceLimits(memory_bytes=1 << 20))
     assert not (d / "memory.swap.max").exists()
 
 
 def test_controllers_are_enabled_down_to_the_parent(v2_tree: Callable[..., Path]) -> None:
     d = v2_tree()
     root = d.parent.parent
-    CgroupV2Driver(str(root)).create(GROUP, Limits())
+    CgroupV2Driver(str(root)).create(GROUP, ResourceLimits())
     for level in (root, root / "hpcbox"):
         assert (level / "cgroup.subtree_control").read_text() == "+cpu +memory +pids"
 
@@ -58,7 +58,7 @@ def test_enabled_controllers_are_not_rewritten(v2_tree: Callable[..., Path]) -> 
     root = d.parent.parent
     (root / "cgroup.subtree_control").write_text("cpu io memory pids\n")
     (root / "hpcbox" / "cgroup.subtree_control").write_text("memory\n")
-    CgroupV2Driver(str(root)).create(GROUP, Limits())
+    CgroupV2Driver(str(root)).create(GROUP, ResourceLimits())
     assert (root / "cgroup.subtree_control").read_text() == "cpu io memory pids\n"
     assert (root / "hpcbox" / "cgroup.subtree_control").read_text() == "+cpu +pids"
 
@@ -83,7 +83,7 @@ def test_stats_are_parsed(v2_tree: Callable[..., Path]) -> None:
 def test_peak_falls_back_to_sampled_current(v2_tree: Callable[..., Path]) -> None:
     d = v2_tree(omit=("memory.peak",))
     driver = CgroupV2Driver(str(d.parent.parent))
-    driver.create(GROUP, Limits())
+    driver.create(GROUP, ResourceLimits())
     assert driver.needs_sampling
     for current in ("1000", "9000", "3000"):
         (d / "memory.current").write_text(current)
@@ -95,7 +95,7 @@ def test_peak_falls_back_to_sampled_current(v2_tree: Callable[..., Path]) -> Non
 def test_peak_file_needs_no_sampling(v2_tree: Callable[..., Path]) -> None:
     d = v2_tree()
     driver = CgroupV2Driver(str(d.parent.parent))
-    driver.create(GROUP, Limits())
+    driver.create(GROUP, ResourceLimits())
     assert not driver.needs_sampling
 
 
@@ -136,7 +136,7 @@ def test_populated_group_is_refused(v2_tree: Callable[..., Path]) -> None:
     d = v2_tree()
     (d / "cgroup.procs").write_text("7\n")
     with pytest.raises(ConflictError):
-        CgroupV2Driver(str(d.parent.parent)).create(GROUP, Limits())
+        CgroupV2Driver(str(d.parent.parent)).create(GROUP, ResourceLimits())
 
 
 def test_procs_files_and_remove(tmp_path: Path) -> None:

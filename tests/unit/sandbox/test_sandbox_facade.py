@@ -8,7 +8,12 @@ from pathlib import Path
 import pytest
 
 from hpcbox.core.errors import InvalidInputError, PermanentError, UnavailableError
-from hpcbox.jobs.backends.local.sandbox import CgroupV1Driver, LaunchRequest, Limits, Sandbox
+from hpcbox.jobs.backends.local.sandbox import (
+    CgroupV1Driver,
+    LaunchRequest,
+    ResourceLimits,
+    Sandbox,
+)
 
 from .conftest import GROUP
 
@@ -51,7 +56,7 @@ def test_trampoline_that_cannot_join_its_cgroup_fails_the_launch(
         stdout_path=str(tmp_path / "out"),
         stderr_path=str(tmp_path / "err"),
         status_path=str(tmp_path / "status"),
-        limits=Limits(pids=3),
+        limits=ResourceLimits(pids=3),
     )
     with pytest.raises(PermanentError, match="exit status 125"):
         Sandbox(driver=driver, bwrap="/bin/true").launch(req)

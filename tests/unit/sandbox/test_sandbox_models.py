@@ -10,7 +10,7 @@ import pytest
 from hpcbox.core.errors import InvalidInputError
 from hpcbox.infra.isolation.ids import validate_group_path, validate_safe_id
 from hpcbox.infra.isolation.limits import cpu_quota_us
-from hpcbox.jobs.backends.local.sandbox import LaunchRequest, Limits, RunHandle, RunOutcome
+from hpcbox.jobs.backends.local.sandbox import LaunchRequest, ResourceLimits, RunHandle, RunOutcome
 
 
 @pytest.mark.parametrize("good", ["a", "run-1", "A_b.c", "x" * 128, "..."])
@@ -36,8 +36,8 @@ def test_group_paths() -> None:
 
 
 def test_limits_validation() -> None:
-    Limits(cpus=0.01, memory_bytes=1, pids=1)
-    Limits(cpus=2)
+    ResourceLimits(cpus=0.01, memory_bytes=1, pids=1)
+    ResourceLimits(cpus=2)
     for kwargs in (
         {"cpus": 0},
         {"cpus": 0.001},
@@ -51,7 +51,7 @@ def test_limits_validation() -> None:
         {"pids": True},
     ):
         with pytest.raises(InvalidInputError):
-            Limits(**kwargs)
+            ResourceLimits(**kwargs)
 
 
 def test_cpu_quota() -> None:
@@ -69,7 +69,7 @@ def _req(**over: Any) -> LaunchRequest:
         "stdout_path": "/w/out",
         "stderr_path": "/w/err",
         "status_path": "/w/status",
-        "limits": Limits(),
+        "limits": ResourceLimits(),
     }
     fields.update(over)
     return LaunchRequest(**fields)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from hpcbox.infra.isolation.cgroup import CgroupV1Driver, CgroupV2Driver
-from hpcbox.infra.isolation.limits import Limits
+from hpcbox.infra.isolation.limits import ResourceLimits
 from hpcbox.judge.sandbox import safefs
 from hpcbox.judge.sandbox.argv import JOIN_SCRIPT, BoxCommand, build_argv
 from hpcbox.judge.sandbox.seccomp import compile_filter
@@ -113,8 +113,8 @@ def test_v1_update_changes_limits_of_a_live_group(
 ) -> None:
     h = v1_tree()
     driver = CgroupV1Driver(h)
-    driver.create(GROUP, Limits(memory_bytes=64 << 20, pids=8))
-    driver.update(GROUP, Limits(memory_bytes=200 << 20, pids=70))
+    driver.create(GROUP, ResourceLimits(memory_bytes=64 << 20, pids=8))
+    driver.update(GROUP, ResourceLimits(memory_bytes=200 << 20, pids=70))
     mem = Path(h["memory"]) / GROUP
     assert (mem / "memory.limit_in_bytes").read_text() == str(200 << 20)
     assert (mem / "memory.memsw.limit_in_bytes").read_text() == str(200 << 20)
@@ -124,7 +124,7 @@ def test_v1_update_changes_limits_of_a_live_group(
 def test_v2_update_changes_limits_of_a_live_group(v2_tree: Callable[..., Path]) -> None:
     d = v2_tree()
     driver = CgroupV2Driver(str(d.parent.parent))
-    driver.update(GROUP, Limits(memory_bytes=100 << 20, pids=62))
+    driver.update(GROUP, ResourceLimits(memory_bytes=100 << 20, pids=62))
     assert (d / "memory.max").read_text() == str(100 << 20)
     assert (d / "memory.swap.max").read_text() == "0"
     assert (d / "pids.max").read_text() == "62"

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from hpcbox.core.errors import InvalidInputError
 
-__all__ = ["CFS_PERIOD_US", "Limits", "cpu_quota_us"]
+__all__ = ["CFS_PERIOD_US", "ResourceLimits", "cpu_quota_us"]
 
 #: CFS period used for every CPU quota (100 ms, the kernel's default period).
 CFS_PERIOD_US = 100_000
@@ -17,8 +17,9 @@ _MIN_QUOTA_US = 1_000
 
 
 @dataclass(frozen=True)
-class Limits:
-    """Limits applied to the whole process tree of a run; ``None`` means "no limit".
+class ResourceLimits:
+    """Resource limits of the whole process tree of a run (what its cgroup enforces);
+    ``None`` means "no limit".
 
     ``cpus`` is a quota in cores (1.5 = 150 % of one core, enforced per 100 ms
     period, at least 0.01); ``memory_bytes`` caps RAM and forbids swap beyond it;

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 from hpcbox.core.errors import ConflictError, PermanentError
 from hpcbox.infra.isolation.cgroup import CgroupDriver, CgroupStats
-from hpcbox.infra.isolation.limits import Limits
+from hpcbox.infra.isolation.limits import ResourceLimits
 from hpcbox.judge.sandbox import safefs
 from hpcbox.judge.sandbox.argv import BOX_DIR
 from hpcbox.judge.sandbox.groups import in_group
@@ -44,8 +44,8 @@ __all__ = ["IDLE_LIMITS", "BoxContext", "WarmBox"]
 
 log = logging.getLogger(__name__)
 
-#: Limits of an idle box (before its run's limits are known).
-IDLE_LIMITS = Limits(memory_bytes=64 * 1024 * 1024, pids=8)
+#: ResourceLimits of an idle box (before its run's limits are known).
+IDLE_LIMITS = ResourceLimits(memory_bytes=64 * 1024 * 1024, pids=8)
 #: How long a box may take to say it is ready.
 _START_TIMEOUT_S = 30.0
 #: Granted on top of a run's limit and the idle box's usage: the supervisor's fork.
@@ -236,7 +236,7 @@ class WarmBox:
         # so that a program over its limit is stopped there, not megabytes later.
         driver.update(
             self.group,
-            Limits(
+            ResourceLimits(
                 memory_bytes=limits.memory_bytes + baseline + _FORK_SLACK_BYTES,
                 pids=limits.processes + _SANDBOX_TASKS,
             ),

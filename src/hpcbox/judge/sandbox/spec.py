@@ -10,7 +10,10 @@ __all__ = ["RunLimits", "RunResult", "RunSpec"]
 
 @dataclass(frozen=True)
 class RunLimits:
-    """Limits of one run, enforced as noted per field.
+    """Limits of one run in a box (a test's, from its submission's
+    :class:`~hpcbox.judge.model.Limits`, or a compilation's), enforced as noted per
+    field; the box's cgroup gets its part as a
+    :class:`~hpcbox.infra.isolation.limits.ResourceLimits`.
 
     ``cpu_time_s`` + ``cpu_extra_time_s``: RLIMIT_CPU per process and the run's
     cgroup CPU time (polled), whichever trips first; ``wall_time_s``: killed by the

@@ -15,7 +15,7 @@ import logging
 import threading
 from collections.abc import Mapping
 
-from hpcbox.infra.isolation.limits import Limits
+from hpcbox.infra.isolation.limits import ResourceLimits
 from hpcbox.judge.sandbox.argv import PATH
 from hpcbox.judge.sandbox.box import IDLE_LIMITS, BoxContext, WarmBox
 from hpcbox.judge.sandbox.groups import GroupNames
@@ -25,8 +25,8 @@ __all__ = ["ZYGOTE_LIMITS", "ForkServers"]
 
 log = logging.getLogger(__name__)
 
-#: Limits of a fork-server's own group: it, and each new box until it is moved out.
-ZYGOTE_LIMITS = Limits(memory_bytes=512 * 1024 * 1024, pids=256)
+#: ResourceLimits of a fork-server's own group: it, and each new box until it is moved out.
+ZYGOTE_LIMITS = ResourceLimits(memory_bytes=512 * 1024 * 1024, pids=256)
 
 
 class ForkServers:

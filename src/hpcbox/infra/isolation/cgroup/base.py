@@ -6,7 +6,7 @@ import abc
 from dataclasses import dataclass
 
 from hpcbox.infra.isolation.cgroup._fs import write_value
-from hpcbox.infra.isolation.limits import Limits
+from hpcbox.infra.isolation.limits import ResourceLimits
 
 __all__ = ["CgroupDriver", "CgroupStats"]
 
@@ -40,7 +40,7 @@ class CgroupDriver(abc.ABC):
         """
 
     @abc.abstractmethod
-    def create(self, group: str, limits: Limits) -> None:
+    def create(self, group: str, limits: ResourceLimits) -> None:
         """Create ``group`` (and its parents) and apply ``limits`` to it.
 
         Every limit is written, "unlimited" included, so that an empty group
@@ -50,7 +50,7 @@ class CgroupDriver(abc.ABC):
         """
 
     @abc.abstractmethod
-    def update(self, group: str, limits: Limits) -> None:
+    def update(self, group: str, limits: ResourceLimits) -> None:
         """Apply ``limits`` to the existing ``group`` (processes may be running in it).
 
         Used by warm sandboxes, whose limits are known only when a run arrives.

@@ -22,7 +22,7 @@ from hpcbox.infra.isolation.cgroup._fs import (
 from hpcbox.infra.isolation.cgroup._killer import kill_loop
 from hpcbox.infra.isolation.cgroup.base import CgroupDriver, CgroupStats
 from hpcbox.infra.isolation.ids import validate_group_path
-from hpcbox.infra.isolation.limits import CFS_PERIOD_US, Limits, cpu_quota_us
+from hpcbox.infra.isolation.limits import CFS_PERIOD_US, ResourceLimits, cpu_quota_us
 
 __all__ = ["V1_CONTROLLERS", "CgroupV1Driver"]
 
@@ -106,7 +106,7 @@ class CgroupV1Driver(CgroupDriver):
                 raise os_error(exc, f"create cgroup {path}") from exc
         self._parents_ready.add(parent)
 
-    def create(self, group: str, limits: Limits) -> None:
+    def create(self, group: str, limits: ResourceLimits) -> None:
         parent = os.path.dirname(validate_group_path(group))
         # The parent is checked once, not before every group (four stat calls a
         # sandbox); were it removed since, the mkdir says so and it is made again.
@@ -121,7 +121,7 @@ class CgroupV1Driver(CgroupDriver):
             self._ensure_parent(parent)
             self._create(group, limits)
 
-    def _create(self, group: str, limits: Limits) -> None:
+    def _create(self, group: str, limits: ResourceLimits) -> None:
         created: list[str] = []
         try:
             for path in self._dirs(group):
@@ -132,7 +132,7 @@ class CgroupV1Driver(CgroupDriver):
             undo_created(created)
             raise
 
-    def _apply(self, group: str, limits: Limits) -> None:
+    def _apply(self, group: str, limits: ResourceLimits) -> None:
         mem = self._dir("memory", group)
         memsw = os.path.join(mem, "memory.memsw.limit_in_bytes")
         # Whether swap is accounted is the kernel's (boot) setting: looked up once.
@@ -152,7 +152,7 @@ class CgroupV1Driver(CgroupDriver):
         write_checked(os.path.join(cpu, "cpu.cfs_quota_us"), _or(quota, "-1"))
         write_checked(os.path.join(self._dir("pids", group), "pids.max"), _or(limits.pids, "max"))
 
-    def update(self, group: str, limits: Limits) -> None:
+    def update(self, group: str, limits: ResourceLimits) -> None:
         self._apply(group, limits)
 
     def procs_files(self, group: str) -> list[str]:

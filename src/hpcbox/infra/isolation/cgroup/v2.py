@@ -23,7 +23,7 @@ from hpcbox.infra.isolation.cgroup._fs import (
 from hpcbox.infra.isolation.cgroup._killer import KILL_TIMEOUT_S, kill_loop
 from hpcbox.infra.isolation.cgroup.base import CgroupDriver, CgroupStats
 from hpcbox.infra.isolation.ids import validate_group_path
-from hpcbox.infra.isolation.limits import CFS_PERIOD_US, Limits, cpu_quota_us
+from hpcbox.infra.isolation.limits import CFS_PERIOD_US, ResourceLimits, cpu_quota_us
 
 __all__ = ["V2_CONTROLLERS", "CgroupV2Driver"]
 
@@ -118,7 +118,7 @@ class CgroupV2Driver(CgroupDriver):
                 "subtree without processes of its own (run as root on the host, or delegate one)"
             ) from exc
 
-    def create(self, group: str, limits: Limits) -> None:
+    def create(self, group: str, limits: ResourceLimits) -> None:
         parent = os.path.dirname(validate_group_path(group))
         if parent:
             self._ensure_parent(parent)
@@ -133,7 +133,7 @@ class CgroupV2Driver(CgroupDriver):
         with self._lock:
             self._seen_peak.pop(group, None)
 
-    def _apply(self, path: str, limits: Limits) -> None:
+    def _apply(self, path: str, limits: ResourceLimits) -> None:
         mem = limits.memory_bytes
         write_checked(os.path.join(path, "memory.max"), "max" if mem is None else str(mem))
         swap = os.path.join(path, "memory.swap.max")
@@ -145,7 +145,7 @@ class CgroupV2Driver(CgroupDriver):
         pids = limits.pids
         write_checked(os.path.join(path, "pids.max"), "max" if pids is None else str(pids))
 
-    def update(self, group: str, limits: Limits) -> None:
+    def update(self, group: str, limits: ResourceLimits) -> None:
         self._apply(self._dir(group), limits)
 
     def procs_files(self, group: str) -> list[str]:

@@ -19,7 +19,13 @@ from typing import Any
 from hpcbox.core.errors import InvalidInputError, PermanentError
 from hpcbox.core.settings import Settings
 from hpcbox.jobs.backend import Finished, Launched
-from hpcbox.jobs.backends.local.sandbox import LaunchRequest, Limits, RunHandle, RunOutcome, Sandbox
+from hpcbox.jobs.backends.local.sandbox import (
+    LaunchRequest,
+    ResourceLimits,
+    RunHandle,
+    RunOutcome,
+    Sandbox,
+)
 from hpcbox.jobs.model.job import Job
 from hpcbox.jobs.model.spec import JobSpec
 from hpcbox.jobs.model.states import JobState
@@ -178,7 +184,7 @@ class LocalBackend:
             stdout_path=str(run_dir / "stdout"),
             stderr_path=str(run_dir / "stderr"),
             status_path=str(run_dir / "status.json"),
-            limits=Limits(
+            limits=ResourceLimits(
                 cpus=float(spec.resources.cpus),
                 memory_bytes=spec.resources.memory,
                 pids=self.settings.default_pids_limit,

@@ -12,7 +12,7 @@ from hpcbox.infra.isolation.cgroup import (
     CgroupV2Driver,
     detect_driver,
 )
-from hpcbox.infra.isolation.limits import Limits
+from hpcbox.infra.isolation.limits import ResourceLimits
 from hpcbox.jobs.backends.local.sandbox.handle import RunHandle
 from hpcbox.jobs.backends.local.sandbox.outcome import RunOutcome
 from hpcbox.jobs.backends.local.sandbox.request import LaunchRequest
@@ -25,7 +25,7 @@ __all__ = [
     "CgroupV1Driver",
     "CgroupV2Driver",
     "LaunchRequest",
-    "Limits",
+    "ResourceLimits",
     "RunHandle",
     "RunOutcome",
     "Sandbox",

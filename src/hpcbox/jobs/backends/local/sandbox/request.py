@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from hpcbox.core.errors import InvalidInputError
 from hpcbox.infra.isolation.ids import validate_safe_id
-from hpcbox.infra.isolation.limits import Limits
+from hpcbox.infra.isolation.limits import ResourceLimits
 
 __all__ = ["LaunchRequest"]
 
@@ -34,7 +34,7 @@ class LaunchRequest:
     stdout_path: str
     stderr_path: str
     status_path: str
-    limits: Limits = field(default_factory=Limits)
+    limits: ResourceLimits = field(default_factory=ResourceLimits)
     #: Absolute paths that must stay visible inside although they lie under the
     #: private /tmp (bound read-only at the same place).
     ro_binds: tuple[str, ...] = ()
@@ -68,8 +68,8 @@ class LaunchRequest:
             _check_text(path, "ro_binds")
             if not os.path.isabs(path):
                 raise InvalidInputError(f"must be absolute, got {path!r}", field="ro_binds")
-        if not isinstance(self.limits, Limits):
-            raise InvalidInputError("must be a Limits", field="limits")
+        if not isinstance(self.limits, ResourceLimits):
+            raise InvalidInputError("must be a ResourceLimits", field="limits")
 
 
 def _check_text(value: object, field: str) -> None:

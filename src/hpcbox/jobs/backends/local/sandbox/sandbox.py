@@ -29,7 +29,7 @@ from hpcbox.core.errors import (
 from hpcbox.infra.isolation.cgroup.base import CgroupDriver, CgroupStats
 from hpcbox.infra.isolation.cgroup.detect import detect_driver
 from hpcbox.infra.isolation.ids import validate_group_path, validate_safe_id
-from hpcbox.infra.isolation.limits import Limits
+from hpcbox.infra.isolation.limits import ResourceLimits
 from hpcbox.infra.isolation.procfs import is_running, read_proc_stat
 from hpcbox.jobs.backends.local.sandbox import children, records
 from hpcbox.jobs.backends.local.sandbox.bwrap import build_bwrap_argv
@@ -44,7 +44,7 @@ __all__ = ["DEFAULT_PIDS", "SANDBOX_TASKS", "Sandbox"]
 
 log = logging.getLogger(__name__)
 
-#: Task limit applied when a request's ``Limits.pids`` is None (see :class:`Sandbox`).
+#: Task limit applied when a request's ``ResourceLimits.pids`` is None (see :class:`Sandbox`).
 DEFAULT_PIDS = 4096
 
 #: Tasks the sandbox itself keeps in a run's cgroup (trampoline, bwrap, bwrap's
@@ -72,7 +72,7 @@ class Sandbox:
     ``driver`` defaults to :func:`~hpcbox.infra.isolation.cgroup.detect_driver` (run
     lazily, so constructing never fails); ``bwrap`` to ``bwrap`` on PATH. Run
     cgroups are ``<parent_group>/<run_id>``. ``default_pids`` is the task limit
-    used when ``Limits.pids`` is None; pass None to leave such runs unlimited.
+    used when ``ResourceLimits.pids`` is None; pass None to leave such runs unlimited.
 
     Methods are thread-safe; :meth:`poll`, :meth:`kill` and :meth:`is_alive`
     work from any process, not only the one that launched the run.
@@ -145,11 +145,11 @@ class Sandbox:
         driver = self.driver
         return f"bwrap {self._bwrap_path()}, cgroup {driver.name}, parent group {self._parent}"
 
-    def _effective_limits(self, limits: Limits) -> Limits:
+    def _effective_limits(self, limits: ResourceLimits) -> ResourceLimits:
         pids = limits.pids if limits.pids is not None else self._default_pids
         if pids is not None:
             pids += SANDBOX_TASKS
-        return Limits(cpus=limits.cpus, memory_bytes=limits.memory_bytes, pids=pids)
+        return ResourceLimits(cpus=limits.cpus, memory_bytes=limits.memory_bytes, pids=pids)
 
     # -- launching -----------------------------------------------------------
 
