@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from hpcbox.api.app import create_app
-from hpcbox.core.settings import Settings
+from hpcbox.core.settings import Settings, reveal
 from hpcbox.jobs.engine import JobEngine
 from hpcbox.judge.queue.queue import open_judge_queue
 
@@ -26,7 +26,7 @@ def create_app_from_env() -> FastAPI:
     settings = Settings.from_env()
     engine = JobEngine(settings, scheduling="thread")
     judge_queue = open_judge_queue(settings, engine.store.engine)
-    app = create_app(engine, token=settings.api_token, judge_queue=judge_queue)
+    app = create_app(engine, token=reveal(settings.api.token), judge_queue=judge_queue)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

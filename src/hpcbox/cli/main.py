@@ -24,7 +24,7 @@ from hpcbox.cli.target import target_app
 from hpcbox.core.errors import HpcboxError, InvalidInputError
 from hpcbox.core.extras import require as require_extra
 from hpcbox.core.network import check_listen_address
-from hpcbox.core.settings import Settings
+from hpcbox.core.settings import Settings, reveal
 from hpcbox.jobs.model.job import Job
 from hpcbox.jobs.model.spec import parse_job_spec
 from hpcbox.jobs.model.states import JobState
@@ -290,7 +290,7 @@ def serve(
     """Run the REST API (and the local scheduler) until interrupted."""
     import uvicorn
 
-    check_listen_address(host, Settings.from_env().api_token)
+    check_listen_address(host, reveal(Settings.from_env().api.token))
     # By import path, so that this shell does not import the API shell.
     uvicorn.run(
         "hpcbox.api.server:create_app_from_env",
@@ -309,7 +309,7 @@ def worker(
     ] = None,
 ) -> None:
     """Run a Celery worker that judges submissions (needs HPCBOX_BROKER_URL)."""
-    if not os.environ.get("HPCBOX_BROKER_URL"):
+    if Settings.from_env().judge.broker_url is None:
         raise InvalidInputError(
             "set HPCBOX_BROKER_URL (redis://HOST:6379/0 or amqp://...) to the broker "
             "`hpcbox serve` uses",

@@ -40,7 +40,6 @@ import contextlib
 import os
 import stat
 import subprocess
-from collections.abc import Mapping
 from pathlib import Path
 
 from hpcbox.core.errors import PermanentError
@@ -66,16 +65,14 @@ _DIR_MODE = 0o755
 _TEST_PROGRAMS = ("/usr/bin/test", "/bin/test")
 
 
-def judge_cache_dir(settings: Settings, environ: Mapping[str, str] | None = None) -> Path:
+def judge_cache_dir(settings: Settings) -> Path:
     """The directory that holds the judge's runtime root filesystems (see the
-    module docstring for the rules). ``environ``: ``os.environ`` when not given."""
-    env = os.environ if environ is None else environ
-    explicit = env.get("HPCBOX_JUDGE_CACHE")
-    if explicit:
-        return Path(explicit).absolute()
+    module docstring for the rules), from ``settings.judge``."""
+    if settings.judge.cache is not None:
+        return settings.judge.cache.absolute()
     if os.geteuid() == 0:
-        base = env.get("HPCBOX_SYSTEM_CACHE_DIR") or str(SYSTEM_CACHE_DIR)
-        return Path(base).absolute() / "judge"
+        base = settings.judge.system_cache_dir or SYSTEM_CACHE_DIR
+        return base.absolute() / "judge"
     return Path(settings.home).absolute() / "judge"
 
 

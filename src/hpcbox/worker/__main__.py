@@ -24,8 +24,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.loglevel.upper(), format="%(asctime)s %(name)s %(message)s")
     try:
-        config = QueueConfig.from_env()
-        app = build_app(Settings.from_env(), config)
+        settings = Settings.from_env()
+        config = QueueConfig.from_settings(settings.judge)
+        app = build_app(settings, config)
         warm_up(app)
     except HpcboxError as exc:
         print(f"error: {exc}", file=sys.stderr)

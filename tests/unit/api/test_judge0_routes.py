@@ -393,16 +393,20 @@ def test_http_requests_counted_by_route_template_and_status(harness: Harness) ->
 
 
 def test_default_judging_threads_are_four_per_cpu_capped() -> None:
+    from hpcbox.core.settings import JudgeSettings
     from hpcbox.judge.queue import config as judge_queue_config
 
-    assert QueueConfig.from_env({}).threads == judge_queue_config.default_threads()
+    def threads(env: dict[str, str]) -> int:
+        return QueueConfig.from_settings(JudgeSettings.from_env(env)).threads
+
+    assert threads({}) == judge_queue_config.default_threads()
     with mock.patch.object(judge_queue_config.os, "cpu_count", return_value=2):
         assert judge_queue_config.default_threads() == 8
     with mock.patch.object(judge_queue_config.os, "cpu_count", return_value=64):
         assert judge_queue_config.default_threads() == 32
     with mock.patch.object(judge_queue_config.os, "cpu_count", return_value=None):
         assert judge_queue_config.default_threads() == 4
-    assert QueueConfig.from_env({"HPCBOX_JUDGE_THREADS": "3"}).threads == 3
+    assert threads({"HPCBOX_JUDGE_THREADS": "3"}) == 3
 
 
 def test_empty_outputs_are_null_as_in_judge0(harness: Harness) -> None:

@@ -169,3 +169,18 @@ def test_unreachable_target_keeps_states_and_says_so(
     after = store.get(job.id)
     assert after.state is JobState.PENDING
     assert after.current.reason and after.current.reason.startswith("target unreachable")
+
+
+def test_ssh_passwords_come_from_the_environment_at_connection_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from hpcbox.jobs.backends.slurm.watcher import _ssh_target
+
+    spec = parse_target({"name": "my-hpc", "host": "h", "user": "alice"})
+    assert _ssh_target(spec).password is None
+    monkeypatch.setenv("HPCBOX_SSH_PASSWORD", "common")
+    assert _ssh_target(spec).password == "common"
+    monkeypatch.setenv("HPCBOX_SSH_PASSWORD_MY_HPC", "own-pw-7")
+    target = _ssh_target(spec)
+    assert target.password == "own-pw-7"
+    assert "own-pw-7" not in repr(target)

@@ -17,7 +17,7 @@ import pytest
 
 from hpcbox.core.errors import PermanentError
 from hpcbox.core.progress import LineReporter
-from hpcbox.core.settings import Settings
+from hpcbox.core.settings import JudgeSettings, Settings
 from hpcbox.judge import rootfs as rootfs_mod
 from hpcbox.judge.rootfs import ensure_rootfs, rootfs_path
 from hpcbox.judge.runtime_dir import (
@@ -50,16 +50,20 @@ def _mode(path: Path) -> int:
 # -- where --------------------------------------------------------------------
 
 
+def _where(settings: Settings, env: dict[str, str]) -> Path:
+    return judge_cache_dir(settings.model_copy(update={"judge": JudgeSettings.from_env(env)}))
+
+
 def test_judge_cache_env_wins_over_everything(settings: Settings, tmp_path: Path) -> None:
     env = {"HPCBOX_JUDGE_CACHE": str(tmp_path / "c"), "HPCBOX_SYSTEM_CACHE_DIR": "/elsewhere"}
-    assert judge_cache_dir(settings, env) == tmp_path / "c"
+    assert _where(settings, env) == tmp_path / "c"
 
 
 def test_a_relative_judge_cache_is_made_absolute(
     settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    assert judge_cache_dir(settings, {"HPCBOX_JUDGE_CACHE": "rel"}) == tmp_path / "rel"
+    assert _where(settings, {"HPCBOX_JUDGE_CACHE": "rel"}) == tmp_path / "rel"
 
 
 def test_root_uses_the_system_cache_whatever_the_state_dir(
@@ -68,25 +72,28 @@ def test_root_uses_the_system_cache_whatever_the_state_dir(
     monkeypatch.setattr(os, "geteuid", lambda: 0)
     home = tmp_path / "root-home" / ".local/share/hpcbox"
     settings = Settings(home=home)
-    assert judge_cache_dir(settings, {}) == SYSTEM_CACHE_DIR / "judge"
+    assert _where(settings, {}) == SYSTEM_CACHE_DIR / "judge"
     assert SYSTEM_CACHE_DIR == Path("/var/cache/hpcbox")
     base = {"HPCBOX_SYSTEM_CACHE_DIR": str(tmp_path / "sys")}
-    assert judge_cache_dir(settings, base) == tmp_path / "sys" / "judge"
-    assert home not in judge_cache_dir(settings, base).parents
+    assert _where(settings, base) == tmp_path / "sys" / "judge"
+    assert home not in _where(settings, base).parents
 
 
 def test_other_users_keep_it_in_their_state_dir(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
-    assert judge_cache_dir(settings, {"HPCBOX_SYSTEM_CACHE_DIR": "/x"}) == settings.home / "judge"
+    assert _where(settings, {"HPCBOX_SYSTEM_CACHE_DIR": "/x"}) == settings.home / "judge"
 
 
-def test_os_environ_is_read_when_no_environ_is_given(
-    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_the_settings_from_os_environ_carry_the_judge_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("HPCBOX_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("HPCBOX_JUDGE_CACHE", str(tmp_path / "from-env"))
-    assert judge_cache_dir(settings) == tmp_path / "from-env"
+    assert judge_cache_dir(Settings.from_env()) == tmp_path / "from-env"
+    # Settings built in Python hold what they were given, whatever the environment.
+    assert judge_cache_dir(Settings(home=tmp_path / "home")) != tmp_path / "from-env"
 
 
 # -- creating and trusting ------------------------------------------------------

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hpcbox.core.errors import InvalidInputError
+from hpcbox.core.settings import ImagesSettings
 
 __all__ = [
     "CONTEXT_DIR",
@@ -39,7 +40,7 @@ __all__ = [
     "resolve_host_ca",
 ]
 
-ENV_VAR = "HPCBOX_IMAGES_HOST_CA"
+ENV_VAR = ImagesSettings.env_name("host_ca")
 #: Where Linux systems keep their CA bundle (the list Go's crypto/x509 searches).
 SYSTEM_BUNDLES = (
     "/etc/ssl/certs/ca-certificates.crt",  # Debian, Ubuntu, Arch, Gentoo
@@ -76,7 +77,7 @@ def resolve_host_ca(choice: str | None, environ: Mapping[str, str] | None = None
     env = os.environ if environ is None else environ
     field = "host_ca"
     if choice is None or not choice.strip():
-        choice = env.get(ENV_VAR) or "auto"
+        choice = ImagesSettings.from_env(env).host_ca or "auto"
         field = ENV_VAR
     value = choice.strip()
     if value.lower() in _OFF:

@@ -1,4 +1,6 @@
-"""Settings of the judge queue, read from ``HPCBOX_JUDGE_*`` and ``HPCBOX_BROKER_URL``."""
+"""How the judge queue runs: :class:`QueueConfig`, made from ``settings.judge``
+(the ``HPCBOX_JUDGE_*`` and ``HPCBOX_BROKER_URL`` variables, read by
+:mod:`hpcbox.core.settings`)."""
 
 from __future__ import annotations
 
@@ -6,45 +8,10 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from hpcbox.core.errors import InvalidInputError
+from hpcbox.core.settings import JudgeSettings, reveal
 from hpcbox.judge.judge0.mapping import Judge0Config
 
-__all__ = ["QueueConfig", "default_threads", "parse_pool_size"]
-
-
-def parse_pool_size(text: str) -> int | dict[str, int]:
-    """``HPCBOX_JUDGE_POOL_SIZE``: ``N`` warm boxes for every language, or
-    ``KEY=N,KEY=N`` per language key (``*=N`` for the languages not named; without
-    it they keep none warm and start a box when a run needs one).
-
-    Raises InvalidInputError naming the setting for anything else.
-    """
-
-    def count(value: str) -> int:
-        try:
-            n = int(value.strip())
-        except ValueError:
-            n = -1
-        if n < 0:
-            raise InvalidInputError(
-                f"pool sizes are whole numbers >= 0, got {value.strip()!r}",
-                field="HPCBOX_JUDGE_POOL_SIZE",
-            )
-        return n
-
-    if "=" not in text:
-        return count(text)
-    sizes: dict[str, int] = {}
-    for item in text.split(","):
-        key, sep, value = item.partition("=")
-        key = key.strip()
-        if not sep or not key or key in sizes:
-            raise InvalidInputError(
-                f"expected N or KEY=N,KEY=N (each language once), got {text!r}",
-                field="HPCBOX_JUDGE_POOL_SIZE",
-            )
-        sizes[key] = count(value)
-    return sizes
+__all__ = ["QueueConfig", "default_threads"]
 
 
 def default_threads() -> int:
@@ -62,10 +29,11 @@ class QueueConfig:
     """How submissions are queued and run."""
 
     #: Celery broker (``redis://...`` or ``amqp://...``); None runs submissions in-process.
-    broker_url: str | None = None
+    broker_url: str | None = field(default=None, repr=False)
     #: Threads judging in-process (embedded mode) or per ``hpcbox worker`` process.
     threads: int = 2
-    #: Warm boxes per language (see :func:`parse_pool_size`); None: the judge's default.
+    #: Warm boxes per language (see :func:`~hpcbox.core.settings.parse_pool_size`);
+    #: None: the judge's default.
     pool_size: int | Mapping[str, int] | None = None
     #: Seconds a claim holds without a heartbeat; a worker that dies is noticed after this.
     lease_s: float = 30.0
@@ -84,31 +52,20 @@ class QueueConfig:
     callback_backoff: float = 1.0
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> QueueConfig:
-        env = os.environ if environ is None else environ
-
-        def get(name: str, default: str) -> str:
-            return env.get(name) or default
-
-        try:
-            return cls(
-                broker_url=env.get("HPCBOX_BROKER_URL") or None,
-                threads=int(get("HPCBOX_JUDGE_THREADS", str(default_threads()))),
-                pool_size=(
-                    parse_pool_size(env["HPCBOX_JUDGE_POOL_SIZE"])
-                    if env.get("HPCBOX_JUDGE_POOL_SIZE")
-                    else None
-                ),
-                lease_s=float(get("HPCBOX_JUDGE_LEASE_SECONDS", "30")),
-                retention_s=int(get("HPCBOX_JUDGE_RETENTION_SECONDS", str(7 * 24 * 3600))),
-                max_queue_size=int(get("HPCBOX_JUDGE_MAX_QUEUE", "100")),
-                callback_secret=env.get("HPCBOX_JUDGE_CALLBACK_SECRET") or None,
-                callback_tries=int(get("HPCBOX_JUDGE_CALLBACK_TRIES", "3")),
-                callback_timeout=float(get("HPCBOX_JUDGE_CALLBACK_TIMEOUT", "5")),
-                callback_backoff=float(get("HPCBOX_JUDGE_CALLBACK_BACKOFF", "1")),
-            )
-        except ValueError as exc:
-            raise InvalidInputError(f"invalid HPCBOX_JUDGE_* setting: {exc}") from exc
+    def from_settings(cls, judge: JudgeSettings) -> QueueConfig:
+        """The queue ``settings.judge`` describes (``threads`` unset: :func:`default_threads`)."""
+        return cls(
+            broker_url=reveal(judge.broker_url),
+            threads=default_threads() if judge.threads is None else judge.threads,
+            pool_size=judge.pool_size,
+            lease_s=judge.lease_seconds,
+            retention_s=judge.retention_seconds,
+            max_queue_size=judge.max_queue,
+            callback_secret=reveal(judge.callback_secret),
+            callback_tries=judge.callback_tries,
+            callback_timeout=judge.callback_timeout,
+            callback_backoff=judge.callback_backoff,
+        )
 
     def judge0(self) -> Judge0Config:
         """The Judge0 routes' configuration that follows from these settings."""

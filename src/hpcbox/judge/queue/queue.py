@@ -197,9 +197,9 @@ def load_judge_service(
 
 
 def open_judge_queue(settings: Settings, database: Engine) -> JudgeQueue | None:
-    """The queue ``hpcbox serve`` runs (not started), configured from the environment;
+    """The queue ``hpcbox serve`` runs (not started), configured by ``settings.judge``;
     None, with a warning logged, when this machine cannot run the judge."""
-    config = QueueConfig.from_env()
+    config = QueueConfig.from_settings(settings.judge)
     startup = StartupTracker()
     try:
         # With a broker the workers judge; the server only needs the language list.

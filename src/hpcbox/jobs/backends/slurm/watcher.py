@@ -18,7 +18,6 @@ by name and working directory on the cluster before submitting it again.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections import defaultdict
@@ -28,6 +27,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from hpcbox.core.errors import HpcboxError, NotFoundError, PermanentError, TransientError
+from hpcbox.core.settings import SlurmSettings, reveal
 from hpcbox.jobs.backends.slurm.commands import SlurmStatus
 from hpcbox.jobs.backends.slurm.poll import next_interval
 from hpcbox.jobs.backends.slurm.ratelimit import RateLimit
@@ -430,7 +430,7 @@ def _ssh_target(spec: TargetSpec, extra: SshCredentials | None = None) -> SshTar
             use_agent=False,
         )
     # A password is only ever taken from the environment at connection time.
-    password = os.environ.get(f"HPCBOX_SSH_PASSWORD_{spec.name.upper().replace('-', '_')}")
+    password = SlurmSettings.from_env().ssh_password_for(spec.name)
     return SshTarget(
         host=spec.host.strip("[]"),
         user=spec.user,
@@ -438,5 +438,5 @@ def _ssh_target(spec: TargetSpec, extra: SshCredentials | None = None) -> SshTar
         key_path=spec.key_path,
         known_hosts=spec.known_hosts,
         host_key=spec.host_key,
-        password=password or os.environ.get("HPCBOX_SSH_PASSWORD") or None,
+        password=reveal(password),
     )
