@@ -1,8 +1,11 @@
 """The one Settings model: every HPCBOX_* variable, read into its group, documented
-in one table generated from the model."""
+in docs/configuration.md (generated from the model and compared here)."""
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,16 +15,21 @@ from pydantic import SecretStr
 from hpcbox.core.errors import InvalidInputError
 from hpcbox.core.settings import (
     ENV_PREFIX,
+    REGENERATE,
     ApiSettings,
     ImagesSettings,
     JobsSettings,
     JudgeSettings,
     Settings,
     SlurmSettings,
+    configuration_page,
     env_table,
     env_variables,
     reveal,
 )
+
+ROOT = Path(__file__).resolve().parents[3]
+PAGE = ROOT / "docs" / "configuration.md"
 
 #: A value for every variable, and what the setting then holds. A variable added to
 #: the model without a line here fails test_every_variable_is_read_into_its_setting.
@@ -73,7 +81,27 @@ def _env(name: str, raw: str) -> dict[str, str]:
     return {"HPCBOX_HOME": "/srv/hpcbox", key: raw}
 
 
-# -- the table ----------------------------------------------------------------------
+# -- the page -----------------------------------------------------------------------
+
+
+def test_the_docs_page_is_the_one_the_model_generates() -> None:
+    generated = configuration_page()
+    on_disk = PAGE.read_text(encoding="utf-8") if PAGE.exists() else ""
+    assert on_disk == generated, (
+        f"docs/configuration.md is not what the settings model generates; run:\n  {REGENERATE}"
+    )
+
+
+def test_the_module_prints_the_page() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "hpcbox.core.settings"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert proc.stdout == configuration_page()
+    assert REGENERATE in proc.stdout
 
 
 def test_every_variable_is_one_row_named_with_the_prefix() -> None:
@@ -88,6 +116,34 @@ def test_every_variable_is_one_row_named_with_the_prefix() -> None:
         for row in env_variables(group):
             assert row.setting.startswith(f"settings.{group.group}."), row
             assert f"| `{row.name}` | `{row.setting}` |" in table
+
+
+def test_every_hpcbox_variable_in_the_tree_is_on_the_page() -> None:
+    page = configuration_page()
+    names: dict[str, Path] = {}
+    word = re.compile(r"HPCBOX_[A-Z0-9_]+")
+    for base in (ROOT / "src" / "hpcbox", ROOT / "scripts"):
+        for path in base.rglob("*"):
+            if not path.is_file() or "__pycache__" in path.parts:
+                continue
+            try:
+                text = path.read_text(encoding="utf-8")
+            except UnicodeDecodeError:
+                continue
+            for name in word.findall(text):
+                if not name.endswith("_"):  # a prefix (HPCBOX_JUDGE_*), not a variable
+                    names.setdefault(name, path)
+    read = re.compile(r"""(?:environ\.get\(|getenv\(|environ\[)["'](HPCBOX_[A-Z0-9_]+)""")
+    for base in (ROOT / "tests", ROOT / "bench"):
+        for path in base.rglob("*.py"):
+            for name in read.findall(path.read_text(encoding="utf-8")):
+                names.setdefault(name, path)
+    missing = {name: str(path.relative_to(ROOT)) for name, path in names.items()}
+    missing = {name: where for name, where in missing.items() if f"`{name}`" not in page}
+    assert not missing, (
+        f"HPCBOX_ variables missing from docs/configuration.md: {missing}; add them to "
+        f"hpcbox.core.settings (a setting, SET_BY_HPCBOX or DEVELOPMENT), then run {REGENERATE}"
+    )
 
 
 # -- reading ------------------------------------------------------------------------
