@@ -43,8 +43,9 @@ from hpcbox.judge.judge0.mapping import (
     status_for,
 )
 from hpcbox.judge.judge0.views import STATE_FIELDS, judge0_json, judge0_state_json
+from hpcbox.judge.model import SubmissionState, is_terminal
 from hpcbox.judge.queue.queue import JudgeQueue, LanguageInfo
-from hpcbox.judge.store.repository import DONE, PROCESSING, SubmissionRecord
+from hpcbox.judge.store.repository import SubmissionRecord
 
 __all__ = ["JUDGE0_PREFIX", "judge0_error", "judge0_router"]
 
@@ -330,8 +331,8 @@ def judge0_router(
         try:
             fields = fields_of(request)
             record = queue.store.get(token)
-            if record.state != DONE:
-                status = STATUSES[2 if record.state == PROCESSING else 1]
+            if not is_terminal(record.state):
+                status = STATUSES[2 if record.state == SubmissionState.PROCESSING else 1]
                 return _error(400, f"submission cannot be deleted because its status is {status}")
             shown = render(record, fields, _flag(request, "base64_encoded"))
             queue.store.delete(token)
@@ -420,12 +421,12 @@ def judge0_router(
     def workers() -> list[dict[str, Any]]:
         """Queue size and worker counts (in-process threads, or busy Celery workers)."""
         counts = queue.store.count_by_state()
-        working = counts.get(PROCESSING, 0)
+        working = counts.get(SubmissionState.PROCESSING, 0)
         available = queue.config.threads if queue.embedded else working
         return [
             {
                 "queue": "hpcbox-judge",
-                "size": counts.get("queued", 0),
+                "size": counts.get(SubmissionState.QUEUED, 0),
                 "available": available,
                 "idle": max(0, available - working),
                 "working": working,
@@ -459,9 +460,9 @@ def judge0_router(
 def _status_counts(queue: JudgeQueue) -> list[dict[str, Any]]:
     counts: Counter[int] = Counter()
     states = queue.store.count_by_state()
-    counts[1] = states.get("queued", 0)
-    counts[2] = states.get(PROCESSING, 0)
-    done, _ = queue.store.page(offset=0, limit=1000, state=DONE)
+    counts[1] = states.get(SubmissionState.QUEUED, 0)
+    counts[2] = states.get(SubmissionState.PROCESSING, 0)
+    done, _ = queue.store.page(offset=0, limit=1000, state=SubmissionState.DONE)
     for record in done:
         if record.result is not None:
             counts[status_for(record.result)] += 1

@@ -14,6 +14,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from hpcbox.core.clock import utcnow
+from hpcbox.judge.model import SubmissionState
 from hpcbox.judge.queue.queue import JudgeQueue
 
 __all__ = ["JudgeCollector"]
@@ -37,8 +38,8 @@ class JudgeCollector(Collector):
         depth = GaugeMetricFamily(
             "hpcbox_judge_queue_depth", "Submissions by state", labels=["state"]
         )
-        for state in ("queued", "processing"):
-            depth.add_metric([state], counts.get(state, 0))
+        for state in (SubmissionState.QUEUED, SubmissionState.PROCESSING):
+            depth.add_metric([state.value], counts.get(state, 0))
         yield depth
         waits: dict[str, list[float]] = defaultdict(list)
         runs: dict[str, list[float]] = defaultdict(list)

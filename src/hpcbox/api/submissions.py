@@ -32,14 +32,17 @@ from hpcbox.judge.model import (
     CompareMode,
     Limits,
     Submission,
+    SubmissionState,
     TestCase,
+    is_terminal,
 )
 from hpcbox.judge.queue.queue import JudgeQueue
-from hpcbox.judge.store.repository import DONE
 
 __all__ = ["SubmissionRequest", "submissions_router"]
 
 _MAX_TESTS = 1000
+#: ``?state=`` of the listing: one of the stored states.
+_STATE_PATTERN = f"^({'|'.join(SubmissionState)})$"
 _MAX_WAIT_S = 600.0
 _KB = 1024
 
@@ -206,12 +209,13 @@ def submissions_router(queue: JudgeQueue, *, token: str | None = None) -> APIRou
 
     @router.get("")
     def list_submissions(
-        state: Annotated[str | None, Query(pattern="^(queued|processing|done)$")] = None,
+        state: Annotated[str | None, Query(pattern=_STATE_PATTERN)] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         offset: Annotated[int, Query(ge=0)] = 0,
     ) -> JSONResponse:
         """A page of submissions, newest first; ``X-Total-Count`` gives the total."""
-        records, total = queue.store.page(offset=offset, limit=limit, state=state)
+        wanted = SubmissionState(state) if state else None
+        records, total = queue.store.page(offset=offset, limit=limit, state=wanted)
         return JSONResponse(
             [native_json(r) for r in records], headers={"X-Total-Count": str(total)}
         )
@@ -231,8 +235,8 @@ def submissions_router(queue: JudgeQueue, *, token: str | None = None) -> APIRou
         found = queue.store.tests(token, after=after)
         return {
             "token": token,
-            "state": record.state,
-            "done": record.state == DONE,
+            "state": record.state.value,
+            "done": is_terminal(record.state),
             "verdict": None if record.result is None else record.result.verdict.value,
             "tests": [result_json(t, encoded=base64) for t in found],
         }
@@ -253,7 +257,7 @@ def submissions_router(queue: JudgeQueue, *, token: str | None = None) -> APIRou
                     if test.index == sent + 1:
                         yield _sse("test", result_json(test, encoded=base64))
                         sent = test.index
-                if record.state == DONE:
+                if is_terminal(record.state):
                     yield _sse("done", native_json(record, encoded=base64))
                     return
                 await asyncio.sleep(delay)

@@ -1,4 +1,5 @@
-"""Judge values: submissions, limits, test cases, verdicts and results.
+"""Judge values: submissions, limits, test cases, verdicts, results, and the states
+of a stored submission with their transition table.
 
 Pure data shared by the judge pipeline (``hpcbox.judge``), the queue (in-process or
 Celery) and the shells (native ``/v1/submissions``, Judge0-compatible ``/judge0``,
@@ -8,29 +9,46 @@ Contract of a judgement: the source is compiled once (when the language compiles
 then every test case runs in a fresh sandbox; each test gets a :class:`TestResult`
 and the submission an overall :class:`Verdict`, the first non-accepted test verdict
 in test order (or ``COMPILATION_ERROR`` / ``INTERNAL_ERROR`` before any test ran).
+
+A stored submission moves forward only, as :data:`TRANSITIONS` says (the one place
+that decides; the store writes no other move)::
+
+    queued ──claim──> processing ──finish──> done
+                       │    ^
+                       └────┘ claimed again once the lease ran out (its worker died)
 """
 
 from __future__ import annotations
 
 import enum
 import shlex
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Annotated, Protocol
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from hpcbox.core.errors import ConflictError
+
 __all__ = [
+    "INITIAL_STATE",
     "MAX_SOURCE_BYTES",
+    "TERMINAL_STATES",
+    "TRANSITIONS",
     "Arguments",
     "CompareMode",
     "JudgeFunction",
     "JudgeResult",
     "Limits",
     "Submission",
+    "SubmissionState",
     "TestCase",
     "TestObserver",
     "TestResult",
     "Verdict",
+    "can_transition",
+    "check_transition",
+    "entered_from",
+    "is_terminal",
     "splittable",
 ]
 
@@ -179,3 +197,61 @@ class JudgeFunction(Protocol):
     def __call__(
         self, submission: Submission, *, on_test: TestObserver | None = None
     ) -> JudgeResult: ...
+
+
+# -- the states of a stored submission --------------------------------------------
+
+
+class SubmissionState(enum.StrEnum):
+    """Where a stored submission is. The values are what the database stores and
+    what the native API shows as ``state``; Judge0's status ids 1 (In Queue) and 2
+    (Processing) are shown for the first two."""
+
+    QUEUED = "queued"
+    PROCESSING = "processing"
+    DONE = "done"
+
+
+#: Every submission is stored queued.
+INITIAL_STATE = SubmissionState.QUEUED
+
+#: The moves a stored submission may make: queued -> processing (a worker claims
+#: it), processing -> processing (claimed again once the lease ran out: its worker
+#: died, and it is run again from the start), processing -> done (the claim's
+#: holder stores the result). Nothing leaves done: a finished submission is only
+#: read, and deleted.
+TRANSITIONS: Mapping[SubmissionState, frozenset[SubmissionState]] = {
+    SubmissionState.QUEUED: frozenset({SubmissionState.PROCESSING}),
+    SubmissionState.PROCESSING: frozenset({SubmissionState.PROCESSING, SubmissionState.DONE}),
+    SubmissionState.DONE: frozenset(),
+}
+
+#: The states a submission never leaves.
+TERMINAL_STATES: frozenset[SubmissionState] = frozenset(
+    state for state, moves in TRANSITIONS.items() if not moves
+)
+
+
+def is_terminal(state: SubmissionState) -> bool:
+    """True when the submission is finished and its state will not change again."""
+    return state in TERMINAL_STATES
+
+
+def can_transition(current: SubmissionState, new: SubmissionState) -> bool:
+    """True when the table allows ``current -> new`` (staying put only where it says)."""
+    return new in TRANSITIONS[current]
+
+
+def check_transition(current: SubmissionState, new: SubmissionState) -> None:
+    """Raise :class:`ConflictError`, saying why, unless ``current -> new`` is allowed."""
+    if can_transition(current, new):
+        return
+    if is_terminal(current):
+        raise ConflictError(f"a {current} submission is final; it cannot become {new}")
+    allowed = " or ".join(state for state in SubmissionState if state in TRANSITIONS[current])
+    raise ConflictError(f"a {current} submission cannot become {new}, only {allowed}")
+
+
+def entered_from(new: SubmissionState) -> frozenset[SubmissionState]:
+    """The states from which a submission may move to ``new``."""
+    return frozenset(state for state, moves in TRANSITIONS.items() if new in moves)

@@ -14,7 +14,7 @@ import pytest
 from hpcbox.core.errors import PermanentError
 from hpcbox.core.settings import Settings
 from hpcbox.infra.db import open_engine
-from hpcbox.judge.model import JudgeResult, Submission, TestObserver, Verdict
+from hpcbox.judge.model import JudgeResult, Submission, SubmissionState, TestObserver, Verdict
 from hpcbox.judge.queue import queue as judge_queue_mod
 from hpcbox.judge.queue.config import QueueConfig
 from hpcbox.judge.queue.queue import (
@@ -23,7 +23,7 @@ from hpcbox.judge.queue.queue import (
     JudgeReadiness,
     StartupTracker,
 )
-from hpcbox.judge.store.repository import DONE, QUEUED, SubmissionStore
+from hpcbox.judge.store.repository import SubmissionStore
 from tests.unit.api.judge_fakes import LANGUAGES, FakeLanguage
 
 _SUB = Submission(language="python3", source=b"print(1)\n")
@@ -113,13 +113,13 @@ def test_queued_submissions_wait_for_the_judge_instead_of_failing(tmp_path: Path
     queue = JudgeQueue(store, QueueConfig(threads=2), judge).start()
     try:
         time.sleep(0.3)
-        assert store.get(record.token).state == QUEUED and judge.judged == []
+        assert store.get(record.token).state == SubmissionState.QUEUED and judge.judged == []
         judge.built.set()
         deadline = time.monotonic() + 10
-        while store.get(record.token).state != DONE and time.monotonic() < deadline:
+        while store.get(record.token).state != SubmissionState.DONE and time.monotonic() < deadline:
             time.sleep(0.02)
         done = store.get(record.token)
-        assert done.state == DONE and done.result is not None
+        assert done.state == SubmissionState.DONE and done.result is not None
         assert done.result.verdict is Verdict.ACCEPTED
     finally:
         judge.built.set()

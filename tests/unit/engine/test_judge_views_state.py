@@ -10,8 +10,15 @@ import pytest
 from hpcbox.core.settings import Settings
 from hpcbox.infra.db import open_engine
 from hpcbox.judge.judge0.views import STATE_FIELDS, judge0_json, judge0_state_json
-from hpcbox.judge.model import JudgeResult, Submission, TestCase, TestResult, Verdict
-from hpcbox.judge.store.repository import SubmissionState, SubmissionStore
+from hpcbox.judge.model import (
+    JudgeResult,
+    Submission,
+    SubmissionState,
+    TestCase,
+    TestResult,
+    Verdict,
+)
+from hpcbox.judge.store.repository import SubmissionStatus, SubmissionStore
 
 SUB = Submission(language="python3", source=b"print(1)\n", tests=(TestCase(),))
 RESULTS = {
@@ -58,11 +65,15 @@ def test_state_json_is_the_records_json(store: SubmissionStore, fields: tuple[st
 def test_a_status_poll_reads_the_verdict_where_it_decides_the_status() -> None:
     """A finished submission in a polled batch is shown at every poll: where its
     verdict alone decides its status, its stored result is not parsed at all."""
-    unparsable = SubmissionState("t", "done", result_stored="{not json", verdict="accepted")
+    unparsable = SubmissionStatus(
+        "t", SubmissionState.DONE, result_stored="{not json", verdict="accepted"
+    )
     shown = judge0_state_json(unparsable, fields=("token", "status"))
     assert shown == {"token": "t", "status": {"id": 3, "description": "Accepted"}}
     # A runtime error's status names its signal: that takes the result.
-    crashed = SubmissionState("t", "done", result_stored="{not json", verdict="runtime_error")
+    crashed = SubmissionStatus(
+        "t", SubmissionState.DONE, result_stored="{not json", verdict="runtime_error"
+    )
     with pytest.raises(ValueError):
         judge0_state_json(crashed, fields=("status",))
     # So does any field of the outcome.

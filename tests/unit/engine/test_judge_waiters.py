@@ -10,10 +10,10 @@ from pathlib import Path
 
 from hpcbox.core.settings import Settings
 from hpcbox.infra.db import open_engine
-from hpcbox.judge.model import JudgeResult, Submission, TestObserver, Verdict
+from hpcbox.judge.model import JudgeResult, Submission, SubmissionState, TestObserver, Verdict
 from hpcbox.judge.queue.config import QueueConfig
 from hpcbox.judge.queue.queue import JudgeQueue
-from hpcbox.judge.store.repository import DONE, QUEUED, SubmissionRecord, SubmissionStore
+from hpcbox.judge.store.repository import SubmissionRecord, SubmissionStore
 from tests.unit.api.judge_fakes import LANGUAGES, FakeLanguage
 
 _SUB = Submission(language="python3", source=b"print(1)\n")
@@ -75,7 +75,7 @@ def test_a_waiter_is_handed_the_record_when_its_run_ends(tmp_path: Path) -> None
             return done, time.monotonic() - released
 
         done, after = asyncio.run(wait())
-        assert done.state == DONE and done.result is not None
+        assert done.state == SubmissionState.DONE and done.result is not None
         assert done.result.verdict == Verdict.ACCEPTED
         # Handed over at once (the store's first re-read would have come 0.25 s
         # after the first read, the next ones 0.5 and 1 s apart).
@@ -94,7 +94,7 @@ def test_a_waiter_times_out_with_the_record_as_it_is(tmp_path: Path) -> None:
         record = queue.submit(_SUB, api="judge0")[0]
         start = time.monotonic()
         seen = asyncio.run(queue.wait_async(record.token, timeout=0.3))
-        assert seen.state == QUEUED
+        assert seen.state == SubmissionState.QUEUED
         assert 0.3 <= time.monotonic() - start < 2
         assert not queue._waiters
     finally:
@@ -107,10 +107,10 @@ def test_a_run_that_ended_before_the_wait_shows_in_the_first_read(tmp_path: Path
     try:
         record = queue.submit(_SUB, api="judge0")[0]
         deadline = time.monotonic() + 10
-        while store.get(record.token).state != DONE and time.monotonic() < deadline:
+        while store.get(record.token).state != SubmissionState.DONE and time.monotonic() < deadline:
             time.sleep(0.01)
         seen = asyncio.run(queue.wait_async(record.token, timeout=5))
-        assert seen.state == DONE
+        assert seen.state == SubmissionState.DONE
     finally:
         queue.close()
 
@@ -128,7 +128,10 @@ def test_a_waiter_listed_before_its_submission_reads_nothing(tmp_path: Path) -> 
                 return await waiter.wait(30, read_first=False)
 
         done = asyncio.run(submit_and_wait())
-        assert done.state == DONE and done.token == "5f0c4b1e-8f6a-4e59-9d43-0c2a4f1b7e21"
+        assert (
+            done.state == SubmissionState.DONE
+            and done.token == "5f0c4b1e-8f6a-4e59-9d43-0c2a4f1b7e21"
+        )
         # Handed over, not found by reading (one read at most, should the run take
         # longer than the first 0.25 s between reads on a loaded machine).
         assert store.gets <= 1

@@ -14,8 +14,15 @@ from hpcbox.core.clock import utcnow
 from hpcbox.core.errors import ConflictError, NotFoundError
 from hpcbox.core.settings import Settings
 from hpcbox.infra.db import open_engine
-from hpcbox.judge.model import JudgeResult, Submission, TestCase, TestResult, Verdict
-from hpcbox.judge.store.repository import DONE, PROCESSING, QUEUED, SubmissionStore
+from hpcbox.judge.model import (
+    JudgeResult,
+    Submission,
+    SubmissionState,
+    TestCase,
+    TestResult,
+    Verdict,
+)
+from hpcbox.judge.store.repository import SubmissionStore
 
 SUB = Submission(language="python3", source=b"print(1)\n\xff", tests=(TestCase(stdin=b"\x00"),))
 
@@ -39,7 +46,7 @@ def test_create_and_read_back_bytes_exactly(store: SubmissionStore) -> None:
     record, created = store.create(SUB, api="v1", priority=3, echo={"a": 1})
     assert created
     assert len(record.token) == 36 and record.token.count("-") == 4
-    assert record.state == QUEUED and record.priority == 3 and record.runs == 0
+    assert record.state == SubmissionState.QUEUED and record.priority == 3 and record.runs == 0
     again = store.get(record.token)
     assert again.submission == SUB
     assert again.echo == {"a": 1}
@@ -63,7 +70,7 @@ def test_claim_order_is_priority_then_fifo(store: SubmissionStore) -> None:
     order = []
     while (rec := store.claim_next(lease_s=30)) is not None:
         order.append(rec.token)
-        assert rec.state == PROCESSING and rec.runs == 1
+        assert rec.state == SubmissionState.PROCESSING and rec.runs == 1
     assert order == [high, low1, low2]
 
 
@@ -84,7 +91,7 @@ def test_a_claim_is_exclusive_until_its_lease_runs_out(store: SubmissionStore) -
     assert not store.renew(token, first.claim, lease_s=30)
     assert store.renew(token, second.claim or "", lease_s=30)
     done = store.finish(token, second.claim or "", _result(), default_retain_s=60)
-    assert done is not None and done.state == DONE
+    assert done is not None and done.state == SubmissionState.DONE
     assert done.result == _result()
     assert store.tests(token) == list(_result().tests)
     assert store.claim(token, lease_s=30) is None  # done stays done
@@ -144,7 +151,7 @@ def test_page_counts_delete_and_statistics(store: SubmissionStore) -> None:
     rec = store.claim_next(lease_s=30)
     assert rec is not None and rec.claim
     store.finish(rec.token, rec.claim, _result(Verdict.WRONG_ANSWER), default_retain_s=60)
-    assert store.count_by_state() == {QUEUED: 3, DONE: 1}
+    assert store.count_by_state() == {SubmissionState.QUEUED: 3, SubmissionState.DONE: 1}
     stats = store.statistics()
     assert stats == {"total": 4, "languages": {"python3": 4}, "verdicts": {"wrong_answer": 1}}
     latencies = store.recent_latencies(since=utcnow() - timedelta(minutes=1))
@@ -158,7 +165,7 @@ def test_a_batch_is_stored_in_order_and_claimed_first_in_first_out(store: Submis
         [(SUB, {"i": 0}, None), (other, None, "http://cb.example/x"), (SUB, {"i": 2}, None)],
         api="judge0",
     )
-    assert [r.state for r in records] == [QUEUED] * 3
+    assert [r.state for r in records] == [SubmissionState.QUEUED] * 3
     assert len({r.token for r in records}) == 3
     stored = store.get_many([r.token for r in records])
     assert stored[records[0].token].echo == {"i": 0}
@@ -178,7 +185,7 @@ def test_a_claim_and_a_finish_answer_the_row_as_stored(store: SubmissionStore) -
     assert claimed.started_at == again.started_at and claimed.echo == {"a": 1}
     done = store.finish(token, claimed.claim, _result(), default_retain_s=60, tests_streamed=False)
     stored = store.get(token)
-    assert done is not None and done.state == stored.state == DONE
+    assert done is not None and done.state == stored.state == SubmissionState.DONE
     assert done.result == stored.result and done.finished_at == stored.finished_at
     assert done.expires_at == stored.expires_at
     assert [t.index for t in store.tests(token)] == [0]

@@ -33,6 +33,7 @@ from hpcbox.judge.model import (
     JudgeResult,
     Limits,
     Submission,
+    SubmissionState,
     TestCase,
     TestResult,
     Verdict,
@@ -593,7 +594,7 @@ class StoredView:
     """What :func:`render_submission` needs of a stored submission."""
 
     token: str
-    state: str  # "queued" | "processing" | "done"
+    state: SubmissionState
     echo: Mapping[str, Any]
     result: JudgeResult | None
     created_at: str | None
@@ -648,12 +649,13 @@ def render_submission(view: StoredView, *, fields: Sequence[str], encoded: bool)
         )
     full["created_at"] = view.created_at
     full["finished_at"] = view.finished_at
-    result = view.result if view.state == "done" else None
+    done = view.state == SubmissionState.DONE
+    result = view.result if done else None
     if result is None:
-        if view.state == "done" and view.status is not None:
+        if done and view.status is not None:
             status = view.status
         else:
-            status = PROCESSING if view.state == "processing" else IN_QUEUE
+            status = PROCESSING if view.state == SubmissionState.PROCESSING else IN_QUEUE
         texts.update(stdout=None, stderr=None, compile_output=None, message=None)
         full.update(exit_code=None, exit_signal=None, time=None, wall_time=None, memory=None)
     else:

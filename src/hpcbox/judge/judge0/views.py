@@ -18,8 +18,8 @@ from hpcbox.judge.judge0.mapping import (
     render_submission,
     status_of_verdict,
 )
-from hpcbox.judge.model import TestResult
-from hpcbox.judge.store.repository import SubmissionRecord, SubmissionState
+from hpcbox.judge.model import SubmissionState, TestResult
+from hpcbox.judge.store.repository import SubmissionRecord, SubmissionStatus
 
 __all__ = ["STATE_FIELDS", "judge0_json", "judge0_state_json", "native_json", "result_json"]
 
@@ -64,7 +64,7 @@ def native_json(
     shown = result.tests if result is not None else tuple(tests or ())
     return {
         "token": record.token,
-        "state": record.state,
+        "state": record.state.value,
         "language": record.language,
         "priority": record.priority,
         "verdict": None if result is None else result.verdict.value,
@@ -99,7 +99,7 @@ def judge0_json(
         state=record.state,
         echo=echo,
         # Decoded only when it can be shown (see SubmissionRecord).
-        result=record.result if record.state == "done" else None,
+        result=record.result if record.state == SubmissionState.DONE else None,
         created_at=iso(record.created_at),
         finished_at=iso(record.finished_at),
         language_name=(language_names or {}).get(lang_id) if isinstance(lang_id, int) else None,
@@ -108,20 +108,21 @@ def judge0_json(
 
 
 def judge0_state_json(
-    state: SubmissionState, *, fields: Sequence[str], encoded: bool = True
+    state: SubmissionStatus, *, fields: Sequence[str], encoded: bool = True
 ) -> dict[str, Any]:
     """What :func:`judge0_json` shows for ``fields`` within :data:`STATE_FIELDS`,
     from the submission's state and result alone (its verdict alone, where that
     decides its status and no field of the outcome is asked for: a finished
     submission in a polled batch is shown again at every poll)."""
     status = None
-    if state.state == "done" and not set(fields) & OUTCOME_FIELDS:
+    done = state.state == SubmissionState.DONE
+    if done and not set(fields) & OUTCOME_FIELDS:
         status = status_of_verdict(state.verdict)
     view = StoredView(
         token=state.token,
         state=state.state,
         echo={},
-        result=state.result if state.state == "done" and status is None else None,
+        result=state.result if done and status is None else None,
         created_at=None,
         finished_at=None,
         status=status,

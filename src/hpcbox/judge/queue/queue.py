@@ -36,12 +36,12 @@ from sqlalchemy import Engine
 from hpcbox.core.errors import InvalidInputError, NotFoundError, TransientError, UnavailableError
 from hpcbox.core.progress import LineReporter, Reporter
 from hpcbox.core.settings import Settings
-from hpcbox.judge.model import JudgeFunction, Submission
+from hpcbox.judge.model import JudgeFunction, Submission, is_terminal
 from hpcbox.judge.queue.callbacks import CallbackSender
 from hpcbox.judge.queue.celery_app import TASK_NAME, broker_priority, make_client
 from hpcbox.judge.queue.config import QueueConfig
 from hpcbox.judge.queue.runner import run_claimed
-from hpcbox.judge.store.repository import DONE, SubmissionRecord, SubmissionStore
+from hpcbox.judge.store.repository import SubmissionRecord, SubmissionStore
 
 __all__ = [
     "JudgeBackend",
@@ -654,7 +654,7 @@ class Waiter:
         while True:
             if read:
                 record = await asyncio.to_thread(queue.store.get, self.token)
-                if record.state == DONE or queue._clock() >= deadline:
+                if is_terminal(record.state) or queue._clock() >= deadline:
                     return record
             read = True
             left = max(0.0, deadline - queue._clock())

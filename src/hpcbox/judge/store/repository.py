@@ -1,7 +1,9 @@
 """Repository of judge submissions: the only code that reads or writes their tables.
 
-A submission moves ``queued -> processing -> done``. Running it starts with a
-*claim*: a compare-and-set that moves one row to ``processing`` under a fresh claim
+A submission moves ``queued -> processing -> done`` (the transition table of
+:mod:`hpcbox.judge.model`: every statement below that moves a row names its move,
+and the table must allow it, which is checked as this module loads). Running it
+starts with a *claim*: a compare-and-set that moves one row to ``processing`` under a fresh claim
 id and a lease. Only the holder of the current claim can record test results or
 finish it, so a submission is run once per claim; a worker that dies stops renewing
 its lease, and once the lease has run out the row can be claimed again (and is run
@@ -24,19 +26,25 @@ from sqlalchemy.exc import IntegrityError
 from hpcbox.core.clock import utcnow
 from hpcbox.core.errors import ConflictError, NotFoundError
 from hpcbox.infra.db.submission_tables import submission_tests, submissions
-from hpcbox.judge.model import JudgeResult, Submission, TestResult
+from hpcbox.judge.model import (
+    INITIAL_STATE,
+    JudgeResult,
+    Submission,
+    SubmissionState,
+    TestResult,
+    check_transition,
+)
 from hpcbox.judge.store.codec import dumps, load_model
 
-__all__ = [
-    "DONE",
-    "PROCESSING",
-    "QUEUED",
-    "SubmissionRecord",
-    "SubmissionState",
-    "SubmissionStore",
-]
+__all__ = ["SubmissionRecord", "SubmissionStatus", "SubmissionStore"]
 
-QUEUED, PROCESSING, DONE = "queued", "processing", "done"
+
+def _moving(current: SubmissionState, new: SubmissionState) -> str:
+    """``current`` as stored, for a statement that moves rows from it to ``new``;
+    ConflictError (as this module loads) when the transition table forbids that."""
+    check_transition(current, new)
+    return current.value
+
 
 # The statements of the per-submission paths (create, claim, finish, status polls),
 # built once with bound parameters: building a statement and its cache key cost
@@ -46,7 +54,11 @@ _c = submissions.c
 _INSERT = insert(submissions)
 #: Claimable at ``now``: queued, or processing under a lease that ran out.
 _CLAIMABLE = or_(
-    _c.state == QUEUED, and_(_c.state == PROCESSING, _c.lease_until < bindparam("now"))
+    _c.state == _moving(SubmissionState.QUEUED, SubmissionState.PROCESSING),
+    and_(
+        _c.state == _moving(SubmissionState.PROCESSING, SubmissionState.PROCESSING),
+        _c.lease_until < bindparam("now"),
+    ),
 )
 #: The next claimable row, highest priority first, oldest first within one. Locked
 #: with SKIP LOCKED where the database can (PostgreSQL), so that concurrent claims
@@ -62,7 +74,7 @@ _NEXT_ID = (
 )
 #: What a claim writes: a fresh claim id and lease, one more run.
 _CLAIMED = {
-    "state": PROCESSING,
+    "state": SubmissionState.PROCESSING.value,
     "claim": bindparam("new_claim"),
     "lease_until": bindparam("new_lease"),
     "runs": _c.runs + 1,
@@ -85,7 +97,9 @@ _CLAIM_TOKEN = (
 )
 _DELETE_TESTS = delete(submission_tests).where(submission_tests.c.submission_id == bindparam("sid"))
 _HELD = and_(
-    _c.token == bindparam("the_token"), _c.claim == bindparam("held"), _c.state == PROCESSING
+    _c.token == bindparam("the_token"),
+    _c.claim == bindparam("held"),
+    _c.state == _moving(SubmissionState.PROCESSING, SubmissionState.DONE),
 )
 #: A finish is a compare-and-set on the claim, answering the row as updated; its
 #: expiry is the default one, corrected by a second statement for the rare row
@@ -94,7 +108,7 @@ _FINISH = (
     update(submissions)
     .where(_HELD)
     .values(
-        state=DONE,
+        state=SubmissionState.DONE.value,
         verdict=bindparam("new_verdict"),
         result=bindparam("new_result"),
         lease_until=None,
@@ -117,7 +131,7 @@ _STATE_COLUMNS = (_c.token, _c.state, _c.result, _c.verdict)
 _STATES = select(*_STATE_COLUMNS).where(_c.token.in_(bindparam("tokens", expanding=True)))
 #: One token's: an expanding IN costs SQLAlchemy a compile step on every execution.
 _STATE = select(*_STATE_COLUMNS).where(_c.token == bindparam("the_token"))
-_COUNT_QUEUED = select(func.count()).where(_c.state == QUEUED)
+_COUNT_QUEUED = select(func.count()).where(_c.state == SubmissionState.QUEUED.value)
 _BY_TOKEN = select(submissions).where(_c.token == bindparam("the_token"))
 
 
@@ -134,7 +148,7 @@ class SubmissionRecord:
     api: str
     language: str
     priority: int
-    state: str
+    state: SubmissionState
     callback_url: str | None
     runs: int
     created_at: datetime
@@ -169,12 +183,12 @@ class SubmissionRecord:
 
 
 @dataclass(frozen=True)
-class SubmissionState:
+class SubmissionStatus:
     """Where a submission is, and its result once done: what a client polling for
     a status needs, read without the rest of the row."""
 
     token: str
-    state: str
+    state: SubmissionState
     #: The result as stored (JSON), or None while there is none.
     result_stored: str | None = None
     #: The result's verdict (None while there is none), without parsing the result.
@@ -201,7 +215,7 @@ def _queued(
         api=api,
         language=submission.language,
         priority=priority,
-        state=QUEUED,
+        state=INITIAL_STATE,
         submission_stored=submission,
         echo_stored=None if echo is None else dict(echo),
         callback_url=callback_url,
@@ -223,7 +237,7 @@ def _record(row: Row[Any]) -> SubmissionRecord:
         api=row.api,
         language=row.language,
         priority=row.priority,
-        state=row.state,
+        state=SubmissionState(row.state),
         submission_stored=row.submission,
         echo_stored=row.echo,
         callback_url=row.callback_url,
@@ -278,7 +292,7 @@ class SubmissionStore:
                         "api": api,
                         "language": submission.language,
                         "priority": priority,
-                        "state": QUEUED,
+                        "state": INITIAL_STATE.value,
                         "submission": dumps(submission),
                         "echo": None if echo is None else json.dumps(echo),
                         "callback_url": callback_url,
@@ -321,7 +335,7 @@ class SubmissionStore:
                 "api": api,
                 "language": submission.language,
                 "priority": 0,
-                "state": QUEUED,
+                "state": INITIAL_STATE.value,
                 "submission": dumps(submission),
                 "echo": None if echo is None else json.dumps(echo),
                 "callback_url": callback_url,
@@ -357,7 +371,7 @@ class SubmissionStore:
             rows = conn.execute(select(submissions).where(submissions.c.token.in_(list(tokens))))
             return {row.token: _record(row) for row in rows}
 
-    def states(self, tokens: Sequence[str]) -> dict[str, SubmissionState]:
+    def states(self, tokens: Sequence[str]) -> dict[str, SubmissionStatus]:
         """The state (and result) of the submissions among ``tokens`` that exist."""
         if not tokens:
             return {}
@@ -368,19 +382,21 @@ class SubmissionStore:
             statement, params = _STATES, {"tokens": list(tokens)}
         with self.engine.connect() as conn:
             return {
-                row.token: SubmissionState(row.token, row.state, row.result, row.verdict)
+                row.token: SubmissionStatus(
+                    row.token, SubmissionState(row.state), row.result, row.verdict
+                )
                 for row in conn.execute(statement, params)
             }
 
     def page(
-        self, *, offset: int, limit: int, state: str | None = None
+        self, *, offset: int, limit: int, state: SubmissionState | None = None
     ) -> tuple[list[SubmissionRecord], int]:
         """A page of submissions, newest first, and the total count."""
         query = select(submissions)
         count = select(func.count()).select_from(submissions)
         if state:
-            query = query.where(submissions.c.state == state)
-            count = count.where(submissions.c.state == state)
+            query = query.where(submissions.c.state == state.value)
+            count = count.where(submissions.c.state == state.value)
         query = query.order_by(submissions.c.id.desc()).offset(offset).limit(limit)
         with self.engine.connect() as conn:
             total = int(conn.execute(count).scalar_one())
@@ -439,7 +455,9 @@ class SubmissionStore:
             submissions.c.created_at,
             submissions.c.started_at,
             submissions.c.finished_at,
-        ).where(submissions.c.state == DONE, submissions.c.finished_at >= since)
+        ).where(
+            submissions.c.state == SubmissionState.DONE.value, submissions.c.finished_at >= since
+        )
         out: list[tuple[str, float, float]] = []
         with self.engine.connect() as conn:
             for language, created, started_at, finished in conn.execute(query):
@@ -550,7 +568,8 @@ class SubmissionStore:
     def expired(self) -> list[str]:
         """Tokens of processing submissions whose lease ran out (their worker died)."""
         query = select(submissions.c.token).where(
-            submissions.c.state == PROCESSING, submissions.c.lease_until < utcnow()
+            submissions.c.state == SubmissionState.PROCESSING.value,
+            submissions.c.lease_until < utcnow(),
         )
         with self.engine.connect() as conn:
             return [str(t) for (t,) in conn.execute(query)]
@@ -559,7 +578,7 @@ class SubmissionStore:
         """Tokens still queued after ``older_than_s`` seconds (their message may be lost)."""
         limit = utcnow() - timedelta(seconds=older_than_s)
         query = select(submissions.c.token).where(
-            submissions.c.state == QUEUED, submissions.c.created_at < limit
+            submissions.c.state == SubmissionState.QUEUED.value, submissions.c.created_at < limit
         )
         with self.engine.connect() as conn:
             return [str(t) for (t,) in conn.execute(query)]
@@ -585,7 +604,9 @@ class SubmissionStore:
         moment = moment or utcnow()
         expired = (
             select(submissions.c.id)
-            .where(submissions.c.state == DONE, submissions.c.expires_at < moment)
+            .where(
+                submissions.c.state == SubmissionState.DONE.value, submissions.c.expires_at < moment
+            )
             .scalar_subquery()
         )
         with self.engine.begin() as conn:
@@ -595,7 +616,8 @@ class SubmissionStore:
             return int(
                 conn.execute(
                     delete(submissions).where(
-                        submissions.c.state == DONE, submissions.c.expires_at < moment
+                        submissions.c.state == SubmissionState.DONE.value,
+                        submissions.c.expires_at < moment,
                     )
                 ).rowcount
             )
