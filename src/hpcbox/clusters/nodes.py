@@ -14,10 +14,10 @@ import functools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from importlib import resources
 
 from hpcbox.clusters.images import image_tag
 from hpcbox.clusters.naming import LABEL_NODE, container_name, labels, network_name
+from hpcbox.clusters.render.node import NODE_SCRIPT_PATH, node_script
 from hpcbox.clusters.spec import ClusterSpec
 from hpcbox.core.errors import HpcboxError, PermanentError
 from hpcbox.core.progress import Reporter
@@ -33,7 +33,6 @@ from hpcbox.infra.runtimes import (
 
 __all__ = [
     "CLUSTER_MTU",
-    "NODE_SCRIPT_PATH",
     "ClusterError",
     "NodeLimits",
     "Nodes",
@@ -46,8 +45,6 @@ __all__ = [
 #: machine, and 64 KiB frames (loopback's own MTU) cut per-packet costs that a
 #: 1500-byte bridge pays on every message.
 CLUSTER_MTU = 65520
-#: Where a node's start-up script is.
-NODE_SCRIPT_PATH = "/usr/local/sbin/hpcbox-node"
 #: Memory a worker gets above what it offers to jobs, for the node's own daemons.
 _DAEMON_HEADROOM = 256 * 1024**2
 
@@ -70,9 +67,9 @@ class NodeLimits:
 
 
 def node_script_file() -> FileEntry:
-    """The nodes' start-up script, as the file every container gets."""
-    script = resources.files("hpcbox.clusters").joinpath("hpcbox-node.sh").read_bytes()
-    return FileEntry(NODE_SCRIPT_PATH, script, mode=0o755)
+    """The nodes' start-up script (:mod:`hpcbox.clusters.render.node`, the one the
+    Kubernetes manifests carry too), as the file every container gets."""
+    return FileEntry(NODE_SCRIPT_PATH, node_script().encode(), mode=0o755)
 
 
 def home_mount(spec: ClusterSpec) -> Mount:

@@ -11,9 +11,11 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import pytest
 
+import hpcbox.clusters.render
 from hpcbox.clusters import preflight
 from hpcbox.clusters.manager import ClusterManager
 from hpcbox.clusters.nodes import ClusterError
@@ -295,3 +297,13 @@ def test_down_of_a_failed_cluster_removes_its_leftovers(
     manager.down("c1")
     assert rt.containers == {} and rt.networks == {}
     assert manager.store.get("c1").state == ClusterState.DOWN
+
+
+def test_each_node_gets_the_one_start_up_script_the_kubernetes_render_carries(
+    manager: ClusterManager, rt: FakeRuntime
+) -> None:
+    manager.up(spec())
+    script = (Path(hpcbox.clusters.render.__file__).parent / "hpcbox-node.sh").read_bytes()
+    controller = rt.containers[CONTROLLER]
+    assert controller.files["/usr/local/sbin/hpcbox-node"] == script
+    assert controller.spec.command == ("/usr/local/sbin/hpcbox-node", "controller")

@@ -11,7 +11,7 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
-from hpcbox.clusters.render._k8s_jupyter import JUPYTER_SCRIPT
+import hpcbox.clusters.render
 from hpcbox.clusters.render.jupyter import HUB_PORT, front_host, render_jupyterhub_config
 from hpcbox.clusters.render.kubernetes import ClusterSecrets, render_kubernetes
 from hpcbox.clusters.spec import ClusterSpec, parse_cluster_spec
@@ -111,7 +111,7 @@ def test_hub_engines_ingress_and_homes() -> None:
         ("Secret", "users-shadow"),
         ("ConfigMap", "users"),
         ("ConfigMap", "jupyterhub-config"),
-        ("ConfigMap", "jupyter-setup"),
+        ("ConfigMap", "node-setup"),
         ("Service", "hub"),
         ("Service", "hub-http"),
         ("Deployment", "hub"),
@@ -145,6 +145,13 @@ def test_ingress_host_is_checked() -> None:
     assert info.value.field == "ingress_host"
 
 
-def test_the_pod_script_interpolates_nothing_from_the_spec() -> None:
-    assert "class" not in JUPYTER_SCRIPT and "alice" not in JUPYTER_SCRIPT
-    assert JUPYTER_SCRIPT.startswith("#!/bin/bash\n")
+def test_the_pods_run_the_nodes_one_script_which_interpolates_nothing() -> None:
+    script = (Path(hpcbox.clusters.render.__file__).parent / "hpcbox-node.sh").read_text()
+    found = {(m["kind"], m["metadata"]["name"]): m for m in _manifests()}
+    assert found[("ConfigMap", "node-setup")]["data"] == {"hpcbox-node": script}
+    for name, role in (("hub", "hub"), ("engines", "engines")):
+        (container,) = found[("Deployment", name)]["spec"]["template"]["spec"]["containers"]
+        assert container["command"][-2:] == ["/run/hpcbox/setup/hpcbox-node", role]
+        assert {"name": "HPCBOX_MOUNTS", "value": "/run/hpcbox"} in container["env"]
+    assert "class" not in script and "alice" not in script
+    assert script.startswith("#!/bin/bash\n")

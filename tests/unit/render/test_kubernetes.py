@@ -13,14 +13,15 @@ import re
 import shutil
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
 import pytest
 import yaml
 
+import hpcbox.clusters.render
 from hpcbox import __version__
-from hpcbox.clusters.render._k8s_node import NODE_SCRIPT
 from hpcbox.clusters.render.accounts import sacctmgr_commands
 from hpcbox.clusters.render.kubernetes import (
     ClusterSecrets,
@@ -33,6 +34,8 @@ from hpcbox.core.errors import InvalidInputError
 
 from .specs import SHA512_HASH, accounting, basic, mpich
 
+#: The nodes' one start-up script, as the file in the source tree.
+SCRIPT_FILE = Path(hpcbox.clusters.render.__file__).parent / "hpcbox-node.sh"
 LATEST = kubernetes_validate.latest_version()
 # The oldest Kubernetes release still widely run that the manifests target.
 OLDEST = "1.30.0"
@@ -192,7 +195,7 @@ def test_config_maps_carry_slurm_files_users_and_hostfile() -> None:
     assert maps["mpi-hostfile"]["data"]["hostfile"] == (
         "worker-0.worker slots=4\nworker-1.worker slots=4\nworker-2.worker slots=4\n"
     )
-    assert maps["node-setup"]["data"]["hpcbox-node"] == NODE_SCRIPT
+    assert maps["node-setup"]["data"]["hpcbox-node"] == SCRIPT_FILE.read_text(encoding="utf-8")
 
 
 def test_accounting_adds_mariadb_and_slurmdbd() -> None:
@@ -397,11 +400,26 @@ def test_manifest_files_keep_apply_order() -> None:
     assert [next(yaml.safe_load_all(t)) for t in files.values()] == manifests
 
 
+def test_every_node_pod_runs_the_one_script_with_its_inputs_mounted() -> None:
+    script = SCRIPT_FILE.read_text(encoding="utf-8")
+    for name in ("basic", "accounting"):
+        manifests = _render(name)
+        setups = [m for m in manifests if m["kind"] == "ConfigMap" and "hpcbox-node" in m["data"]]
+        assert [m["metadata"]["name"] for m in setups] == ["node-setup"]
+        assert setups[0]["data"] == {"hpcbox-node": script}
+        pods = [m["spec"]["template"]["spec"] for m in manifests if "template" in m.get("spec", {})]
+        assert pods
+        for pod in pods:
+            (container,) = pod["containers"]
+            assert container["command"][-2] == "/run/hpcbox/setup/hpcbox-node"
+            assert {"name": "HPCBOX_MOUNTS", "value": "/run/hpcbox"} in container["env"]
+
+
 def test_node_script_is_valid_bash() -> None:
     bash = shutil.which("bash")
     if bash is None:
         pytest.skip("bash is not installed")
     proc = subprocess.run(
-        [bash, "-n"], input=NODE_SCRIPT, capture_output=True, text=True, timeout=10, check=False
+        [bash, "-n", str(SCRIPT_FILE)], capture_output=True, text=True, timeout=10, check=False
     )
     assert proc.returncode == 0, proc.stderr

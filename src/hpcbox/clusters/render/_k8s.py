@@ -11,7 +11,10 @@ import base64
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from hpcbox.clusters.render.node import MOUNTS_DIR, MOUNTS_ENV, SETUP_DIR, node_script
+
 Manifest = dict[str, Any]
+_EXECUTABLE = 0o555
 
 
 class Names:
@@ -171,3 +174,38 @@ def deployment(names: Names, name: str, component: str, template: dict[str, Any]
             "template": template,
         },
     }
+
+
+# -- what every node pod has: the one start-up script, and where its inputs are ------
+
+
+def node_setup(names: Names) -> Manifest:
+    """The ``node-setup`` ConfigMap: the start-up script every node pod runs (the
+    file containers on Podman and Docker get, byte for byte)."""
+    return config_map(names, "node-setup", "cluster", {"hpcbox-node": node_script()})
+
+
+def setup_volume() -> dict[str, Any]:
+    """The ``node-setup`` ConfigMap as a volume, the script executable."""
+    return {"name": "setup", "configMap": {"name": "node-setup", "defaultMode": _EXECUTABLE}}
+
+
+def setup_mount() -> dict[str, Any]:
+    return mount("setup", SETUP_DIR, read_only=True)
+
+
+def node_command(role: str) -> list[str]:
+    """The start-up script run for ``role``. tini (in the base image) as PID 1
+    forwards SIGTERM to the daemon and reaps the background helpers (munged, sshd,
+    ipcontroller, ipengines) the script leaves behind."""
+    return ["/usr/bin/tini", "--", "/bin/bash", f"{SETUP_DIR}/hpcbox-node", role]
+
+
+def node_env(names: Names, role: str) -> list[dict[str, Any]]:
+    """What every node pod's start-up script is told: its cluster, its role, and
+    that its inputs are mounted (and where)."""
+    return [
+        {"name": "HPCBOX_CLUSTER", "value": names.cluster},
+        {"name": "HPCBOX_ROLE", "value": role},
+        {"name": MOUNTS_ENV, "value": MOUNTS_DIR},
+    ]

@@ -1,8 +1,8 @@
 """Kubernetes manifests of a ``jupyter`` cluster (internal to :mod:`.kubernetes`).
 
 - ConfigMaps ``jupyterhub-config`` (``jupyterhub_config.py``), ``users``
-  (passwd, group) and ``jupyter-setup`` (the pods' start-up script); Secret
-  ``users-shadow`` (the hashed passwords).
+  (passwd, group) and ``node-setup`` (the nodes' one start-up script, roles
+  ``hub`` and ``engines``); Secret ``users-shadow`` (the hashed passwords).
 - The hub: a one-replica Deployment with hostname ``hub`` running
   ipcontroller and JupyterHub; a headless Service ``hub`` (engines and clients
   reach the controller's ports, which it picks itself, at the pod's address),
@@ -12,8 +12,6 @@
   adds or removes them; clients see the new count).
 - Homes: the ``home`` claim (made by the caller), where the controller's
   connection files live too.
-
-The start-up script is a constant: no spec value is interpolated into it.
 """
 
 from __future__ import annotations
@@ -30,69 +28,12 @@ from hpcbox.clusters.render.jupyter import (
     render_jupyterhub_config,
 )
 from hpcbox.clusters.render.layout import HOME_ROOT
+from hpcbox.clusters.render.node import ACCOUNTS_DIR
 from hpcbox.clusters.spec import ClusterSpec
 
-__all__ = ["ENGINES_DEPLOYMENT", "JUPYTER_SCRIPT", "jupyter_manifests"]
+__all__ = ["ENGINES_DEPLOYMENT", "jupyter_manifests"]
 
 ENGINES_DEPLOYMENT = "engines"
-_SETUP = "/run/hpcbox/setup"
-_ACCOUNTS = "/run/hpcbox/accounts"
-
-JUPYTER_SCRIPT = r"""#!/bin/bash
-# hpcbox jupyter pod (Kubernetes): hub | engines. Rendered by hpcbox.
-set -euo pipefail
-role="${1:?usage: hpcbox-jupyter hub|engines}"
-accounts=/run/hpcbox/accounts
-ipp_dir=/home/.hpcbox/ipyparallel
-log() { printf 'hpcbox-jupyter[%s]: %s\n' "$role" "$*" >&2; }
-
-# The spec's users, same uid/gid on every pod; names already present win.
-for file in group passwd shadow; do
-    [ -f "$accounts/$file" ] || continue
-    while IFS= read -r line; do
-        [ -n "$line" ] || continue
-        grep -q "^${line%%:*}:" "/etc/$file" || printf '%s\n' "$line" >> "/etc/$file"
-    done < "$accounts/$file"
-done
-
-case "$role" in
-    hub)
-        # Homes are shared: make each user's once, private to them.
-        while IFS=: read -r name _ uid gid _ home _; do
-            [ -d "$home" ] || install -d -o "$uid" -g "$gid" -m 0700 "$home"
-        done < "$accounts/passwd"
-        install -d -o root -g root -m 0755 /home/.hpcbox
-        install -d -o ipyparallel -g ipyparallel -m 0755 "$ipp_dir"
-        # Homes outlive the cluster: stale files from a previous controller would send
-        # engines to ports nobody listens on. Removed as their owner (no link followed).
-        runuser -u ipyparallel -- rm -f "$ipp_dir"/security/ipcontroller-client.json \
-            "$ipp_dir"/security/ipcontroller-engine.json
-        (cd /var/lib/ipyparallel && exec runuser -u ipyparallel -- ipcontroller \
-            --profile-dir="$ipp_dir" --ip=0.0.0.0 --location="$(hostname)" \
-            --HeartMonitor.period=1000 --HeartMonitor.max_heartmonitor_misses=5 \
-            --log-level=WARN) &
-        until [ -s "$ipp_dir/security/ipcontroller-client.json" ]; do sleep 0.2; done
-        runuser -u ipyparallel -- chmod 0711 "$ipp_dir/security"
-        runuser -u ipyparallel -- chmod 0644 "$ipp_dir/security/ipcontroller-client.json"
-        log "starting jupyterhub"
-        cd /srv/jupyterhub
-        exec jupyterhub -f /etc/jupyterhub/jupyterhub_config.py
-        ;;
-    engines)
-        engine_file="$ipp_dir/security/ipcontroller-engine.json"
-        until [ -s "$engine_file" ]; do sleep 1; done
-        cd /var/lib/ipyparallel
-        for _ in $(seq 2 "${HPCBOX_ENGINES:-1}"); do
-            runuser -u ipyparallel -- ipengine --file="$engine_file" --log-level=WARN &
-        done
-        exec runuser -u ipyparallel -- ipengine --file="$engine_file" --log-level=WARN
-        ;;
-    *)
-        log "unknown role"
-        exit 2
-        ;;
-esac
-"""
 
 
 def _container(
@@ -102,16 +43,12 @@ def _container(
         "name": name,
         "image": image,
         "imagePullPolicy": "IfNotPresent",
-        # tini forwards SIGTERM and reaps the background ipcontroller/ipengines.
-        "command": ["/usr/bin/tini", "--", "/bin/bash", f"{_SETUP}/hpcbox-jupyter", role],
-        "env": [
-            {"name": "HPCBOX_CLUSTER", "value": names.cluster},
-            {"name": "HPCBOX_ROLE", "value": role},
-        ],
+        "command": _k8s.node_command(role),
+        "env": _k8s.node_env(names, role),
         "resources": resources,
         "volumeMounts": [
-            _k8s.mount("setup", _SETUP, read_only=True),
-            _k8s.mount("accounts", _ACCOUNTS, read_only=True),
+            _k8s.setup_mount(),
+            _k8s.mount("accounts", ACCOUNTS_DIR, read_only=True),
             _k8s.mount("home", HOME_ROOT),
         ],
     }
@@ -119,7 +56,7 @@ def _container(
 
 def _volumes() -> list[dict[str, Any]]:
     return [
-        {"name": "setup", "configMap": {"name": "jupyter-setup", "defaultMode": 0o555}},
+        _k8s.setup_volume(),
         {
             "name": "accounts",
             "projected": {
@@ -225,7 +162,7 @@ def jupyter_manifests(
             "hub",
             {"jupyterhub_config.py": render_jupyterhub_config(spec)},
         ),
-        _k8s.config_map(names, "jupyter-setup", "cluster", {"hpcbox-jupyter": JUPYTER_SCRIPT}),
+        _k8s.node_setup(names),
         _k8s.service(names, HUB_HOST, "hub", [("http", HUB_PORT)], headless=True),
         _k8s.service(names, "hub-http", "hub", [("http", HUB_PORT)]),
         _hub(names, image),

@@ -1,8 +1,10 @@
 """The pods of a cluster on Kubernetes: controller, workers, MariaDB, slurmdbd.
 
-Internal to :mod:`hpcbox.clusters.render.kubernetes`. Every node pod runs the rendered
-start-up script (:mod:`hpcbox.clusters.render._k8s_node`) from the ``node-setup``
-ConfigMap, so the images need no Kubernetes-specific entrypoint.
+Internal to :mod:`hpcbox.clusters.render.kubernetes`. Every node pod runs the nodes'
+one start-up script (:mod:`hpcbox.clusters.render.node`, the same file containers get
+on Podman and Docker) from the ``node-setup`` ConfigMap, so the images need no
+Kubernetes-specific entrypoint; ``HPCBOX_MOUNTS`` tells it where its inputs are
+mounted.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from typing import Any
 
 from hpcbox.clusters.render import _k8s
 from hpcbox.clusters.render._k8s import Manifest, Names
-from hpcbox.clusters.render._k8s_node import MPI_DIR, SECRETS_DIR, SETUP_DIR, USERS_DIR
 from hpcbox.clusters.render.accounts import Account
 from hpcbox.clusters.render.layout import (
     CONTROLLER_HOST,
@@ -29,6 +30,7 @@ from hpcbox.clusters.render.layout import (
     SLURMDBD_PORT,
     SSH_PORT,
 )
+from hpcbox.clusters.render.node import MPI_DIR, SECRETS_DIR, USERS_DIR
 from hpcbox.clusters.render.slurm import real_memory_mb, slurmd_conf_arg
 from hpcbox.clusters.spec import ClusterSpec
 
@@ -39,7 +41,6 @@ WORKER_STATEFULSET = "worker"
 # so a job using all of RealMemory does not get the daemons OOM-killed.
 _DAEMON_OVERHEAD_MIB = 256
 _OWNER_READ = 0o400
-_EXECUTABLE = 0o555
 
 
 def _container(
@@ -58,23 +59,13 @@ def _container(
         "name": name,
         "image": image,
         "imagePullPolicy": "IfNotPresent",
-        # tini (in the base image) as PID 1 forwards SIGTERM to the daemon and
-        # reaps the background helpers (munged, sshd) the script leaves behind.
-        "command": ["/usr/bin/tini", "--", "/bin/bash", f"{SETUP_DIR}/hpcbox-node", role],
-        "env": [
-            {"name": "HPCBOX_CLUSTER", "value": names.cluster},
-            {"name": "HPCBOX_ROLE", "value": role},
-            *env,
-        ],
+        "command": _k8s.node_command(role),
+        "env": [*_k8s.node_env(names, role), *env],
         "ports": _k8s.container_ports(ports),
         "readinessProbe": _k8s.tcp_probe(ready_port),
         "resources": resources,
-        "volumeMounts": [_k8s.mount("setup", SETUP_DIR, read_only=True), *mounts],
+        "volumeMounts": [_k8s.setup_mount(), *mounts],
     }
-
-
-def _setup_volume() -> dict[str, Any]:
-    return {"name": "setup", "configMap": {"name": "node-setup", "defaultMode": _EXECUTABLE}}
 
 
 def _secrets_volume(sources: list[dict[str, Any]]) -> dict[str, Any]:
@@ -101,7 +92,7 @@ def _node_volumes(
         user_items.append({"key": "sacctmgr", "path": "sacctmgr"})
     admin_items = [{"key": "authorized_keys", "path": "admin_authorized_keys"}]
     return [
-        _setup_volume(),
+        _k8s.setup_volume(),
         {"name": "slurm-config", "configMap": {"name": "slurm-config"}},
         _secrets_volume(
             [
@@ -226,7 +217,7 @@ def mariadb(names: Names, image: str) -> Manifest:
         ],
     )
     volumes = [
-        _setup_volume(),
+        _k8s.setup_volume(),
         {"name": "data", "persistentVolumeClaim": {"claimName": "mariadb-data"}},
     ]
     template = _k8s.pod_template(names, "mariadb", container, volumes)
@@ -246,7 +237,7 @@ def slurmdbd(names: Names, image: str) -> Manifest:
         mounts=[_k8s.mount("secrets", SECRETS_DIR, read_only=True)],
     )
     volumes = [
-        _setup_volume(),
+        _k8s.setup_volume(),
         _secrets_volume([{"secret": {"name": "munge-key"}}, {"secret": {"name": "slurmdbd-conf"}}]),
     ]
     template = _k8s.pod_template(names, "slurmdbd", container, volumes, hostname=DBD_HOST)

@@ -7,7 +7,8 @@ Helm, no operator) in one namespace, ``hpcbox-<name>``:
   users' shadow lines and, with accounting, slurmdbd.conf and the database
   password. Everything secret-bearing is in a Secret, never in a ConfigMap.
 - ConfigMaps: slurm.conf and cgroup.conf, the users' passwd/group lines and
-  authorized keys, the MPI hostfile, and the nodes' start-up script.
+  authorized keys, the MPI hostfile, and the nodes' start-up script (the one
+  file of :mod:`hpcbox.clusters.render.node`, as on Podman and Docker).
 - The controller (slurmctld, also the SSH login node): a one-replica
   Deployment with hostname ``controller``, its state on a PVC, and Services
   ``controller`` (slurmctld) and ``login`` (SSH, type configurable).
@@ -37,7 +38,6 @@ from typing import Any
 
 from hpcbox.clusters.render import _k8s, _k8s_jupyter, _k8s_workloads
 from hpcbox.clusters.render._k8s import Manifest, Names
-from hpcbox.clusters.render._k8s_node import NODE_SCRIPT
 from hpcbox.clusters.render._k8s_workloads import WORKER_STATEFULSET
 from hpcbox.clusters.render._yaml import manifest_files, manifests_yaml
 from hpcbox.clusters.render.accounts import (
@@ -289,7 +289,7 @@ def _config_maps(names: Names, spec: ClusterSpec) -> list[Manifest]:
         _k8s.config_map(names, "slurm-config", "cluster", slurm_files),
         _k8s.config_map(names, "users", "cluster", user_files),
         _k8s.config_map(names, "mpi-hostfile", "cluster", {"hostfile": hostfile}),
-        _k8s.config_map(names, "node-setup", "cluster", {"hpcbox-node": NODE_SCRIPT}),
+        _k8s.node_setup(names),
     ]
 
 
