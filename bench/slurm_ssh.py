@@ -38,6 +38,8 @@ from hpcbox.clusters.spec import parse_cluster_spec
 from hpcbox.clusters.store import ClusterStore
 from hpcbox.core.settings import Settings
 from hpcbox.infra.db import open_engine
+from hpcbox.jobs.backends.slurm.backend import SlurmBackend
+from hpcbox.jobs.backends.slurm.watcher import RemoteJobs
 from hpcbox.jobs.engine import JobEngine
 from hpcbox.jobs.model.spec import parse_job_spec
 from hpcbox.jobs.model.states import JobState
@@ -58,6 +60,13 @@ def slurm(manager: ClusterManager, argv: list[str]) -> str:
     if result.exit_code != 0:
         raise RuntimeError(f"{argv}: {result.stderr.decode()}")
     return result.stdout.decode()
+
+
+def remote_jobs(engine: JobEngine) -> RemoteJobs:
+    """The SLURM backend's submitter and watcher, which the measurements drive."""
+    slurm = engine.backend("slurm")
+    assert isinstance(slurm, SlurmBackend)
+    return slurm.remote
 
 
 def wait_queue_empty(manager: ClusterManager, timeout: float = 900) -> None:
@@ -114,7 +123,7 @@ def hpcbox_submissions(engine: JobEngine, jobs: int) -> float:
 def commands_per_poll(engine: JobEngine, counts: list[int], polls: int) -> dict[int, Any]:
     """Bring the number of active ``sleep`` jobs to each of ``counts`` and count the
     remote commands of ``polls`` forced polls."""
-    remote = engine.remote
+    remote = remote_jobs(engine)
     transport = remote.remote(CLUSTER).transport
     spec = parse_job_spec({"command": ["sleep", "900"], "resources": {"memory": "10M"}})
     results: dict[int, Any] = {}
@@ -181,8 +190,8 @@ def state_lag(engine: JobEngine, manager: ClusterManager, jobs: int) -> dict[str
         "p50_s": round(statistics.median(lags), 2),
         "p95_s": round(lags[max(0, round(0.95 * len(lags)) - 1)], 2),
         "max_s": round(lags[-1], 2),
-        "min_interval_s": engine.remote.min_interval,
-        "max_interval_s": engine.remote.max_interval,
+        "min_interval_s": remote_jobs(engine).min_interval,
+        "max_interval_s": remote_jobs(engine).max_interval,
         "note": "sacct's End has 1 s resolution (truncated), so each lag may read up to "
         "1 s longer than it was",
     }
@@ -231,7 +240,7 @@ def main() -> None:
         log(f"(a) hpcbox, {args.jobs} jobs")
         with JobEngine(settings, scheduling="thread") as engine:
             ours = hpcbox_submissions(engine, args.jobs)
-            commands = engine.remote.remote(CLUSTER).transport.stats()  # type: ignore[attr-defined]
+            commands = remote_jobs(engine).remote(CLUSTER).transport.stats()  # type: ignore[attr-defined]
         wait_queue_empty(manager)
         report["a"] = {
             "jobs": args.jobs,

@@ -1,7 +1,14 @@
 """``JobEngine``: the one API behind the Python library, the CLI and the REST app.
 
 It validates and stores jobs, hands them to their backend, and answers
-questions about them. Who schedules local jobs is chosen by ``scheduling``:
+questions about them. The backends are those installed under the
+``hpcbox.backends`` entry point (:mod:`hpcbox.jobs.registry`); the engine routes a
+job to the one that runs its target and never asks which kind it is (what differs
+between backends is a method of :class:`~hpcbox.jobs.backend.Backend`).
+
+One process at a time schedules (it holds the scheduler lock): it steps every
+backend, then sleeps until a wake-up or a backend's job needs it. Which process
+that is, is chosen by ``scheduling``:
 
 ``"thread"``
     a background thread in this process takes the scheduler lock whenever it is
@@ -17,11 +24,15 @@ questions about them. Who schedules local jobs is chosen by ``scheduling``:
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Collection, Mapping
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
+from hpcbox.core.clock import utcnow
 from hpcbox.core.errors import (
     InvalidInputError,
     NotFoundError,
@@ -29,34 +40,29 @@ from hpcbox.core.errors import (
 )
 from hpcbox.core.settings import Settings
 from hpcbox.infra.db import open_engine
-from hpcbox.jobs.backend import Backend
-from hpcbox.jobs.backends.local.agent import spawn_agent
-from hpcbox.jobs.backends.local.backend import LocalBackend
-from hpcbox.jobs.backends.local.sandbox import Sandbox
-from hpcbox.jobs.backends.local.scheduler import LocalScheduler
-from hpcbox.jobs.backends.slurm.watcher import BACKEND as SLURM_BACKEND
-from hpcbox.jobs.backends.slurm.watcher import RemoteJobs
+from hpcbox.jobs.backend import Backend, BackendContext, BackendFactory
 from hpcbox.jobs.lock import SchedulerLock
-from hpcbox.jobs.logs import LogChunk, read_chunk
+from hpcbox.jobs.logs import LogChunk
 from hpcbox.jobs.model.job import Job, StateEvent
 from hpcbox.jobs.model.spec import JobSpec
 from hpcbox.jobs.model.states import ACTIVE_STATES, JobState
-from hpcbox.jobs.store import JobStore, utcnow
+from hpcbox.jobs.registry import GROUP, make_backends
+from hpcbox.jobs.store import JobStore
 from hpcbox.jobs.target_store import TargetStore
 from hpcbox.jobs.targets import TargetService
-from hpcbox.jobs.wake import poke
+from hpcbox.jobs.wake import Waker, poke
 
-__all__ = ["JobEngine", "Scheduling"]
+if TYPE_CHECKING:
+    from hpcbox.infra.transport.credentials import CredentialStore
+
+__all__ = ["JobEngine", "Scheduling", "spawn_agent"]
 
 log = logging.getLogger(__name__)
 
 Scheduling = Literal["thread", "agent", "none"]
 _MAX_LOG_CHUNK = 8 * 1024 * 1024
-#: How often the remote watcher polls the store while remote jobs are active (each
-#: target is then polled at its own pace) and, as a safety net, while none are: a
-#: remote job queued in this process or another wakes it at once.
-_REMOTE_ACTIVE_POLL_S = 0.25
-_REMOTE_IDLE_POLL_S = 2.0
+#: The module ``hpcbox agent`` runs (named, not imported: it imports this one).
+_AGENT_MODULE = "hpcbox.jobs.backends.local.agent"
 
 
 class JobEngine:
@@ -74,28 +80,31 @@ class JobEngine:
         *,
         scheduling: Scheduling = "thread",
         store: JobStore | None = None,
-        sandbox: Sandbox | None = None,
+        backends: Mapping[str, BackendFactory] | None = None,
     ) -> None:
+        """``backends``: the backends to make, by name, instead of those installed
+        under the ``hpcbox.backends`` entry point (tests, embedding)."""
         self.settings = settings or Settings.from_env()
         self.store = store or JobStore(open_engine(self.settings))
-        self.local = LocalBackend(self.settings, sandbox=sandbox)
         self.targets = TargetService(TargetStore(self.store.engine))
-        self.remote = RemoteJobs(
-            self.store,
-            TargetStore(self.store.engine),
-            rate_limit=self.settings.slurm_rate_limit,
-            rate_burst=self.settings.slurm_rate_burst,
-        )
-        self.backends: dict[str, Backend] = {"local": self.local}
         self.lock = SchedulerLock(self.settings.home / "scheduler.lock")
+        context = BackendContext(
+            settings=self.settings,
+            store=self.store,
+            targets=TargetStore(self.store.engine),
+            scheduling=lambda: self.lock.held,
+        )
+        #: The backends by name, in the order they are asked which runs a target.
+        self.backends: dict[str, Backend] = make_backends(context, backends)
         #: The lock holder listens here for other processes' wake-ups (engine.wake).
         self.wake_path = self.settings.home / "scheduler.wake"
+        #: The scheduling process looks at the store at least this often (seconds),
+        #: a safety net for a wake-up lost between two lock holders.
+        self.poll_interval = 2.0
         self.scheduling = scheduling
-        self.scheduler: LocalScheduler | None = None
+        self._waker: Waker | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._watcher: threading.Thread | None = None
-        self._remote_wake = threading.Event()
         if scheduling == "thread":
             self._thread = threading.Thread(
                 target=self._schedule_forever, name="hpcbox-scheduler", daemon=True
@@ -105,20 +114,43 @@ class JobEngine:
     # -- the public operations ------------------------------------------------------
 
     def submit(self, spec: JobSpec, *, target: str | None = None) -> Job:
-        """Queue ``spec``; return the stored job (state PENDING for the local queue).
+        """Queue ``spec`` on the backend that runs ``target`` (None: this machine);
+        return the stored job (PENDING at once where the backend queues at once, as
+        the local one does; NEW until the backend has handed it on otherwise).
 
         Returns at once: the job runs in the background, scheduled by this
-        process's thread or by an agent started for it.
+        process's thread or by an agent started for it. An unknown target raises
+        :class:`NotFoundError`.
         """
-        if target not in (None, "", "local"):
-            known = self.targets.get(target)  # NotFoundError for an unknown name
-            job = self.store.create(spec, backend=SLURM_BACKEND, target=known.name)
-            self._kick()
-            return job
-        self.local.validate(spec)
-        job = self.store.create(spec, backend=self.local.name, target="local", queued=True)
+        backend, where = self._route(target)
+        backend.validate(spec)
+        job = self.store.create(
+            spec, backend=backend.name, target=where, queued=backend.queues_at_once
+        )
         self._kick()
         return job
+
+    def _route(self, target: str | None) -> tuple[Backend, str]:
+        """The backend that runs jobs sent to ``target``, and the target to store."""
+        for backend in self.backends.values():
+            where = backend.target_for(target)
+            if where is not None:
+                return backend, where
+        if not target:
+            raise PermanentError(
+                f"no job backend runs jobs on this machine (none installed under {GROUP})"
+            )
+        raise NotFoundError(f"no target named {target!r} (see `hpcbox target list`)")
+
+    def backend(self, name: str) -> Backend:
+        """The backend named ``name`` (a job's ``backend``); PermanentError when it is
+        not installed."""
+        found = self.backends.get(name)
+        if found is None:
+            raise PermanentError(
+                f"job backend {name!r} is not installed (backends register under {GROUP})"
+            )
+        return found
 
     def get(self, job_id: int) -> Job:
         return self.store.get(job_id)
@@ -141,19 +173,19 @@ class JobEngine:
     def cancel(self, job_id: int) -> Job:
         """Cancel a queued or running job; cancelling a finished job changes nothing.
 
-        Local jobs: the state becomes CANCELLED first, then the whole process tree
-        is killed, so a racing scheduler can neither start it nor report another
-        end. Jobs on a target: ``scancel`` first, so that a failure (target
-        unreachable: TransientError) leaves the job as it was rather than marked
-        CANCELLED while it still runs; a job not submitted yet has no SLURM id, and
-        a submission racing with the cancel is cancelled by the watcher.
+        The backend stops the attempt where it runs first when that can fail
+        (``scancel`` on an unreachable target: TransientError, and the job stays as
+        it was rather than marked CANCELLED while it still runs); then the state
+        becomes CANCELLED; then the backend stops what is left (a local job's
+        process tree, killed after the mark so that a racing scheduler can neither
+        start it nor report another end).
         """
         job = self.store.get(job_id)
         if job.terminal:
             return job
         number = job.current.number
-        if job.backend == SLURM_BACKEND and job.current.native_id:
-            self.remote.cancel(job)
+        backend = self.backend(job.backend)
+        backend.cancel(job)
         applied = self.store.transition(
             job_id,
             number,
@@ -163,16 +195,7 @@ class JobEngine:
             reason="cancelled by user",
             finished_at=utcnow(),
         )
-        if applied and job.backend != SLURM_BACKEND:
-            # Read after the transition: the job may have started meanwhile.
-            handle = self.store.handle(job_id, number)
-            backend = self.local
-            if handle and "pid" in handle:
-                backend.kill(handle)
-            else:
-                # A scheduler may be launching it this instant; it will see the
-                # cancel when it records the start, and kill it then.
-                backend.abandon(job)
+        if applied and backend.cancelled(job):
             self._kick()
         return self.store.get(job_id)
 
@@ -188,10 +211,9 @@ class JobEngine:
         job = self.store.get(job_id)
         if spec is None:
             spec = job.spec if script is None else job.spec.with_script(script)
-        remote = job.backend == SLURM_BACKEND
-        if not remote:
-            self.local.validate(spec)
-        job = self.store.new_attempt(job_id, spec, queued=not remote)
+        backend = self.backend(job.backend)
+        backend.validate(spec)
+        job = self.store.new_attempt(job_id, spec, queued=backend.queues_at_once)
         self._kick()
         return job
 
@@ -215,14 +237,9 @@ class JobEngine:
             raise NotFoundError(f"job {job_id} has no attempt {number}")
         if stream not in ("stdout", "stderr"):
             raise InvalidInputError("stream must be 'stdout' or 'stderr'", field="stream")
+        backend = self.backend(job.backend)
         try:
-            if job.backend == SLURM_BACKEND:
-                data, size = self.remote.read_log(
-                    job, number, stream, offset, min(limit, _MAX_LOG_CHUNK)
-                )
-            else:
-                path = self.local.log_path(job, number, stream)
-                data, size = read_chunk(path, offset, min(limit, _MAX_LOG_CHUNK))
+            data, size = backend.read_log(job, number, stream, offset, min(limit, _MAX_LOG_CHUNK))
         except OSError as exc:
             raise PermanentError(f"cannot read the {stream} of job {job_id}: {exc}") from exc
         next_offset = offset + len(data)
@@ -253,44 +270,41 @@ class JobEngine:
     # -- scheduling -----------------------------------------------------------------
 
     def has_local_work(self) -> bool:
-        return bool(self.store.count(states=ACTIVE_STATES))
+        """True when jobs of this process's backends are queued or running (a job of
+        a backend not installed here is none of its business)."""
+        return any(
+            self.store.list_ids(states=ACTIVE_STATES, backend=name) for name in self.backends
+        )
 
     def scheduling_step(self) -> int:
-        """Run one scheduler step, local and remote (the caller must hold :attr:`lock`);
-        return the number of active jobs."""
-        if self.scheduler is None:
-            self.scheduler = LocalScheduler(self.store, self.local, wake_path=self.wake_path)
-        self._ensure_watcher()
-        return self.scheduler.step() + self.remote.active()
-
-    def _ensure_watcher(self) -> None:
-        """Watch remote targets in a thread of their own: an unreachable target may
-        take many seconds to time out, and must not hold up local jobs."""
-        if self._watcher is not None and self._watcher.is_alive():
-            return
-        self._watcher = threading.Thread(
-            target=self._watch_remote, name="hpcbox-remote-watcher", daemon=True
-        )
-        self._watcher.start()
-
-    def _watch_remote(self) -> None:
-        while not self._stop.is_set() and self.lock.held:
-            active = 1
-            try:
-                active = self.remote.step()
-            except Exception:
-                # Keep watching through a bad poll; it is logged, not lost.
-                log.exception("remote watcher step failed")
-            self._remote_wake.wait(_REMOTE_ACTIVE_POLL_S if active else _REMOTE_IDLE_POLL_S)
-            self._remote_wake.clear()
+        """Step every backend once (the caller must hold :attr:`lock`); return the
+        number of active jobs."""
+        if self._waker is None:
+            self._waker = Waker(self.wake_path, poll_interval=self.poll_interval)
+        return sum(backend.step() for backend in self.backends.values())
 
     def scheduling_wait(self, timeout: float | None = None) -> None:
-        if self.scheduler is None:
+        """Sleep until a wake-up, a backend's job needs a step, ``timeout`` or
+        :attr:`poll_interval` (the shorter)."""
+        if self._waker is None:
             time.sleep(timeout or 0.2)
             return
-        if self.scheduler.wait(timeout):
-            # Woken by a submission, cancel or rerun: it may be a remote job's.
-            self._remote_wake.set()
+        limit = self.poll_interval if timeout is None else min(timeout, self.poll_interval)
+        fds: list[int] = []
+        for backend in self.backends.values():
+            wakeups = backend.wakeups()
+            fds.extend(wakeups.fds)
+            if wakeups.within is not None:
+                limit = min(limit, wakeups.within)
+        if self._waker.wait(fds, limit):
+            # Woken by a submission, cancel or rerun: whichever backend it concerns.
+            for backend in self.backends.values():
+                backend.wake()
+
+    def wake(self) -> None:
+        """Make a sleeping :meth:`scheduling_wait` return now (thread- and signal-safe)."""
+        if self._waker is not None:
+            self._waker.wake()
 
     def _schedule_forever(self) -> None:
         while not self._stop.is_set():
@@ -313,9 +327,10 @@ class JobEngine:
             spawn_agent(self.settings)
 
     def _kick(self) -> None:
-        if self.scheduler is not None and self.lock.held:
-            self.scheduler.wake()
-            self._remote_wake.set()
+        if self._waker is not None and self.lock.held:
+            self._waker.wake()
+            for backend in self.backends.values():
+                backend.wake()
             return
         if self.scheduling == "agent" and self.lock.is_free():
             spawn_agent(self.settings)
@@ -330,25 +345,30 @@ class JobEngine:
     def backend_names(self) -> Mapping[str, Backend]:
         return dict(self.backends)
 
+    def use_credentials(self, credentials: CredentialStore) -> None:
+        """Hand every backend credentials held in memory only, by target name (the
+        operator's, from Kubernetes Secrets); consulted at each connection."""
+        for backend in self.backends.values():
+            backend.use_credentials(credentials)
+
     def close(self, *, handover: bool = True) -> None:
         """Stop this process's scheduling; with ``handover``, start an agent when
         jobs are still queued or running so that they are not orphaned."""
         self._stop.set()
-        self._remote_wake.set()
-        if self.scheduler is not None:
-            self.scheduler.wake()
+        self.wake()
         if self._thread is not None:
             self._thread.join(timeout=10)
-        if self._watcher is not None:
-            self._watcher.join(timeout=30)
-        if self.scheduler is not None:
-            self.scheduler.close()
-            self.scheduler = None
+        # Before the lock goes: no backend may still be at work when another
+        # process takes over.
+        for backend in self.backends.values():
+            backend.close()
+        if self._waker is not None:
+            self._waker.close()
+            self._waker = None
         was_scheduling = self.lock.held
         self.lock.release()
         if handover and was_scheduling and self.has_local_work():
             spawn_agent(self.settings)
-        self.remote.close()
         self.store.engine.dispose()
 
     def __enter__(self) -> JobEngine:
@@ -356,3 +376,31 @@ class JobEngine:
 
     def __exit__(self, *_exc: object) -> None:
         self.close()
+
+
+def spawn_agent(settings: Settings) -> None:
+    """Start a detached ``hpcbox agent`` for ``settings``' store and return at once.
+
+    Double-forked (through ``--detach``) so that it is never a zombie child of a
+    long-running caller, and in its own session so that a terminal's Ctrl-C or
+    hang-up does not reach it.
+    """
+    env = dict(os.environ)
+    env.update(settings.to_env())
+    settings.home.mkdir(parents=True, exist_ok=True)
+    log_path = settings.home / "agent.log"
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
+    try:
+        child = subprocess.Popen(
+            [sys.executable, "-m", _AGENT_MODULE, "--detach"],
+            stdin=subprocess.DEVNULL,
+            stdout=fd,
+            stderr=fd,
+            env=env,
+            close_fds=True,
+            start_new_session=True,
+            cwd="/",
+        )
+    finally:
+        os.close(fd)
+    child.wait()

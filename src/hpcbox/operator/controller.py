@@ -30,7 +30,6 @@ from hpcbox.core.errors import (
     TransientError,
 )
 from hpcbox.infra.transport.credentials import CredentialStore
-from hpcbox.jobs.backends.slurm.watcher import BACKEND as SLURM_BACKEND
 from hpcbox.jobs.engine import JobEngine
 from hpcbox.jobs.model.job import Job
 from hpcbox.jobs.model.spec import JobSpec
@@ -94,7 +93,7 @@ class SlurmJobController:
         self.engine = engine
         self.kube = kube
         self.credentials = credentials or CredentialStore()
-        engine.remote.credentials = self.credentials
+        engine.use_credentials(self.credentials)
         self.log_image = log_image
         self.interval = interval
         self.elapsed_refresh = elapsed_refresh
@@ -232,7 +231,7 @@ class SlurmJobController:
             watch.ref,
             target=watch.target,
             now=now,
-            unreachable=self.engine.remote.unreachable(watch.target.name),
+            unreachable=self.engine.backend(job.backend).unreachable(watch.target.name),
         )
         key = {k: v for k, v in status.items() if k != "elapsed"}
         moment = time.monotonic()
@@ -279,7 +278,7 @@ class SlurmJobController:
         else:
             out = self.engine.logs(job.id, stream="stdout", limit=MAX_STDOUT_BYTES)
             err = self.engine.logs(job.id, stream="stderr", limit=MAX_STDERR_BYTES)
-            where = self.engine.remote.remote(job.target).log_path(job, cur.number, "stdout")
+            where = self.engine.backend(job.backend).log_path(job, cur.number, "stdout")
             manifest = log_pod_manifest(
                 ref,
                 attempt=cur.number,
@@ -369,9 +368,7 @@ class SlurmJobController:
         return job if job.spec.env.get(mapping.UID_ENV) == ref.uid else None
 
     def _find_submitted(self, ref: ObjectRef) -> Job | None:
-        active = self.engine.store.list_jobs(
-            states=ACTIVE_STATES, backend=SLURM_BACKEND, limit=100_000
-        )
+        active = self.engine.store.list_jobs(states=ACTIVE_STATES, limit=100_000)
         return next((j for j in active if j.spec.env.get(mapping.UID_ENV) == ref.uid), None)
 
     def _watch(self, job: Job, ref: ObjectRef, target: TargetSpec) -> None:

@@ -23,6 +23,8 @@ import pytest
 from hpcbox.clusters.manager import ClusterManager
 from hpcbox.core.settings import Settings
 from hpcbox.infra.db import open_engine
+from hpcbox.jobs.backends.slurm.backend import SlurmBackend
+from hpcbox.jobs.backends.slurm.watcher import RemoteJobs
 from hpcbox.jobs.engine import JobEngine
 from hpcbox.jobs.model.spec import parse_job_spec
 from hpcbox.jobs.model.states import ACTIVE_STATES, JobState
@@ -68,6 +70,12 @@ def settings(
     target = TargetStore(manager.store.engine).get(cluster)
     TargetStore(open_engine(mine)).add(target.model_copy(update={"rate_limit": 0}), replace=True)
     return mine
+
+
+def remote_jobs(engine: JobEngine) -> RemoteJobs:
+    slurm = engine.backend("slurm")
+    assert isinstance(slurm, SlurmBackend)
+    return slurm.remote
 
 
 @pytest.fixture
@@ -228,7 +236,7 @@ def test_cut_ssh_connections_reconnect_and_fail_no_job(
 ) -> None:
     spec = parse_job_spec({"command": ["sleep", "8"], "resources": {"memory": "10M"}})
     ids = [engine.submit(spec, target=CLUSTER).id for _ in range(4)]
-    transport = engine.remote.remote(CLUSTER).transport
+    transport = remote_jobs(engine).remote(CLUSTER).transport
     deadline = time.monotonic() + 60
     while not all(engine.get(i).state is JobState.RUNNING for i in ids[:2]):
         assert time.monotonic() < deadline, [engine.get(i).to_json() for i in ids]
@@ -282,7 +290,7 @@ def test_hostile_scripts_names_and_arguments_run_verbatim(
     assert engine.logs(jobs["argv"].id).data.decode() == f"{HOSTILE}\na\nb\n"
     assert engine.logs(jobs["env"].id).data.decode() == f"{HOSTILE}\n"
     # The script reached the cluster byte for byte.
-    remote = engine.remote.remote(CLUSTER)
+    remote = remote_jobs(engine).remote(CLUSTER)
     uploaded = remote.transport.read_file(
         remote.log_path(engine.get(jobs["script"].id), 1, "stdout").rsplit("/", 1)[0] + "/script"
     )

@@ -11,6 +11,7 @@ import pytest
 
 from hpcbox.core.errors import ConflictError, InvalidInputError, NotFoundError
 from hpcbox.core.settings import Settings
+from hpcbox.jobs.backends.local.backend import LocalBackend
 from hpcbox.jobs.engine import JobEngine
 from hpcbox.jobs.model.spec import parse_job_spec
 from hpcbox.jobs.model.states import JobState
@@ -184,8 +185,10 @@ def test_a_job_queued_by_another_process_starts_at_once(
     # `engine` schedules (it holds the lock, as `hpcbox serve` does); a second
     # engine, as a CLI call is, finds the lock held and wakes it through the FIFO
     # instead of leaving the job to the scheduler's next safety-net poll.
-    assert eventually(lambda: engine.scheduler is not None)
-    assert engine.scheduler is not None and engine.scheduler.poll_interval >= 2.0
+    local = engine.backend("local")
+    assert isinstance(local, LocalBackend)
+    assert eventually(lambda: local.scheduler is not None)
+    assert engine.poll_interval >= 2.0
     other = JobEngine(settings, scheduling="agent")
     try:
         time.sleep(0.3)  # let the scheduler settle into its long sleep
@@ -198,7 +201,8 @@ def test_a_job_queued_by_another_process_starts_at_once(
         # stops tracking the job (and records its usage) without waiting a poll.
         job_id = other.submit(parse_job_spec({"script": "sleep 60"})).id
         assert eventually(lambda: other.get(job_id).state is JobState.RUNNING, timeout=30)
-        scheduler = engine.scheduler
+        scheduler = local.scheduler
+        assert scheduler is not None
         assert eventually(lambda: (job_id, 1) in scheduler.handles())
         time.sleep(0.3)
         other.cancel(job_id)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from hpcbox.core.settings import Settings
+from hpcbox.jobs.backends.local.backend import LocalBackend
 from hpcbox.jobs.engine import JobEngine
 from hpcbox.jobs.model.spec import parse_job_spec
 from hpcbox.jobs.model.states import ACTIVE_STATES, JobState
@@ -106,9 +107,11 @@ def test_killed_while_launching_is_not_started_twice(
 ) -> None:
     """Simulate a scheduler killed between recording a launch and finishing it."""
     job = client.submit(parse_job_spec({"command": ["true"], "workdir": str(tmp_path)}))
-    assert not client.local.was_started(job)
-    client.local.launch(job)  # started, but never recorded as started
-    assert client.local.was_started(job)
+    local = client.backend("local")
+    assert isinstance(local, LocalBackend)
+    assert not local.launcher.was_started(job)
+    local.launcher.launch(job)  # started, but never recorded as started
+    assert local.launcher.was_started(job)
     fresh = client.get(job.id)
     assert fresh.state is JobState.PENDING
     assert client.lock.try_acquire()

@@ -11,6 +11,7 @@ import pytest
 
 from hpcbox.core.errors import NotFoundError, PermanentError, TransientError
 from hpcbox.core.settings import Settings
+from hpcbox.jobs.backends.slurm.backend import SlurmBackend
 from hpcbox.jobs.engine import JobEngine
 from hpcbox.jobs.model.states import JobState
 from hpcbox.operator import handlers
@@ -57,7 +58,9 @@ def test_create_then_resume_never_submits_twice(
     assert len(controller.engine.list_jobs()) == 1
     # The credentials are in memory for the engine, by target name, and nowhere else.
     target = status["target"]
-    assert controller.engine.remote.credentials is controller.credentials
+    slurm = controller.engine.backend("slurm")
+    assert isinstance(slurm, SlurmBackend)
+    assert slurm.remote.credentials is controller.credentials
     creds = controller.credentials.get(target)
     assert creds is not None and creds.key_data == KEY
     db = (controller.engine.settings.home).rglob("*")

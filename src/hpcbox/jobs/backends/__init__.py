@@ -1,1 +1,4 @@
-"""The backends jobs run on: local (scheduler, agent, the "job" sandbox) and SLURM."""
+"""hpcbox's own job backends, each a :class:`~hpcbox.jobs.backend.Backend` registered
+under the ``hpcbox.backends`` entry point: local (queue, launcher, the "job" sandbox)
+and SLURM over SSH. The engine imports none of them; it finds them through
+:mod:`hpcbox.jobs.registry`."""

@@ -1,1 +1,2 @@
-"""The local backend: the scheduler, the agent and the "job" sandbox profile."""
+"""The local backend (:mod:`.backend`): the queue (:mod:`.scheduler`), the launcher
+(:mod:`.launcher`), the agent and the "job" sandbox profile."""

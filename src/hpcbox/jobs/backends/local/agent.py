@@ -1,11 +1,11 @@
-"""``hpcbox agent``: the background process that schedules local jobs when no
+"""``hpcbox agent``: the background process that schedules jobs when no
 long-running hpcbox process (``hpcbox serve``, a Python program) does.
 
-The CLI starts one, detached, after it queues a job and finds the scheduler lock
-free. It holds the lock, runs the scheduler, and exits once no local job has
-been active for ``agent_idle_seconds``. Its exit sequence (release the lock, then
-look for work once more) closes the race with a submission that saw the lock
-held just before it was released.
+The CLI starts one, detached (:func:`hpcbox.jobs.engine.spawn_agent`), after it
+queues a job and finds the scheduler lock free. It holds the lock, steps every
+backend, and exits once no job has been active for ``agent_idle_seconds``. Its
+exit sequence (release the lock, then look for work once more) closes the race
+with a submission that saw the lock held just before it was released.
 """
 
 from __future__ import annotations
@@ -13,49 +13,23 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import subprocess
 import sys
 import time
 from types import FrameType
 
 from hpcbox.core.settings import Settings
 
-__all__ = ["main", "run_agent", "spawn_agent"]
+__all__ = ["main", "run_agent"]
 
 log = logging.getLogger("hpcbox.agent")
-
-
-def spawn_agent(settings: Settings) -> None:
-    """Start a detached agent for ``settings``' store and return at once.
-
-    Double-forked (through ``--detach``) so that it is never a zombie child of a
-    long-running caller, and in its own session so that a terminal's Ctrl-C or
-    hang-up does not reach it.
-    """
-    env = dict(os.environ)
-    env.update(settings.to_env())
-    settings.home.mkdir(parents=True, exist_ok=True)
-    log_path = settings.home / "agent.log"
-    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
-    try:
-        child = subprocess.Popen(
-            [sys.executable, "-m", "hpcbox.jobs.backends.local.agent", "--detach"],
-            stdin=subprocess.DEVNULL,
-            stdout=fd,
-            stderr=fd,
-            env=env,
-            close_fds=True,
-            start_new_session=True,
-            cwd="/",
-        )
-    finally:
-        os.close(fd)
-    child.wait()
 
 
 def run_agent(settings: Settings) -> int:
     """Schedule until idle; return the process exit code (0, or 0 when another
     scheduler already holds the lock)."""
+    # Imported here, not for a cycle (the engine does not import this module) but for
+    # start-up: with --detach, main() forks before the engine's imports, so the CLI
+    # call that spawned the agent (and waits for that fork) returns at once.
     from hpcbox.jobs.engine import JobEngine
 
     engine = JobEngine(settings, scheduling="none")
@@ -64,8 +38,7 @@ def run_agent(settings: Settings) -> int:
     def _stop(signum: int, _frame: FrameType | None) -> None:
         nonlocal stop
         stop = True
-        if engine.scheduler is not None:
-            engine.scheduler.wake()
+        engine.wake()
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)

@@ -7,10 +7,10 @@ it (1) collects finished jobs and enforces time limits, (2) kills jobs that were
 cancelled from another process, and (3) starts queued jobs that fit in the free
 CPUs and memory, strictly first in, first out.
 
-Between steps it sleeps on the jobs' pidfds, a wake-up pipe and the wake-up FIFO
-(:mod:`hpcbox.jobs.wake`), so an exit, or a submission, cancel or rerun in this
-process or another, is acted on at once; it also steps every ``poll_interval``,
-a safety net for a wake-up lost between two lock holders.
+Between steps the scheduling process sleeps on the jobs' pidfds (which
+:meth:`LocalScheduler.wakeups` names, with the next time limit due) beside its
+wake-ups (:mod:`hpcbox.jobs.wake`), so an exit, or a submission, cancel or rerun in
+this process or another, is acted on at once.
 
 Restart safety: jobs run detached from the scheduler. A new scheduler re-attaches
 to RUNNING jobs from their stored handles (an attempt whose process is gone is
@@ -20,26 +20,23 @@ previous scheduler died is never launched again if it may have started.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import select
 import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
+from hpcbox.core.clock import utcnow
 from hpcbox.core.errors import HpcboxError
-from hpcbox.jobs.backend import Finished
-from hpcbox.jobs.backends.local.backend import LocalBackend, machine_capacity
+from hpcbox.jobs.backend import Wakeups
+from hpcbox.jobs.backends.local.launcher import Finished, LocalLauncher, machine_capacity
 from hpcbox.jobs.model.job import Job
 from hpcbox.jobs.model.queue import plan_queue
 from hpcbox.jobs.model.states import JobState
-from hpcbox.jobs.store import JobStore, utcnow
-from hpcbox.jobs.wake import WakeListener
+from hpcbox.jobs.store import JobStore
 
 __all__ = ["LocalScheduler"]
 
@@ -59,55 +56,23 @@ class _Running:
 
 @dataclass
 class LocalScheduler:
-    """Schedules the local backend's jobs; call :meth:`step` or :meth:`serve`."""
+    """Schedules the local backend's jobs: call :meth:`step`, then sleep on :meth:`wakeups`."""
 
     store: JobStore
-    backend: LocalBackend
-    poll_interval: float = 2.0
-    #: The wake-up FIFO to listen on (None: wake-ups from this process only, and
-    #: other processes' changes seen at the next poll).
-    wake_path: Path | None = None
+    launcher: LocalLauncher
     _running: dict[_Key, _Running] = field(default_factory=dict)
     _reasons: dict[_Key, str] = field(default_factory=dict)
-    _wake_r: int = -1
-    _wake_w: int = -1
     _recovered: bool = False
-    _listener: WakeListener | None = None
-    _launcher: ThreadPoolExecutor = field(
+    _launch_pool: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(4, thread_name_prefix="hpcbox-launch")
     )
 
-    def __post_init__(self) -> None:
-        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        if self.wake_path is not None:
-            try:
-                self._listener = WakeListener(self.wake_path)
-            except (OSError, HpcboxError) as exc:
-                log.warning(
-                    "other processes' jobs will be seen every %.0f s only: %s",
-                    self.poll_interval,
-                    exc,
-                )
-
     def close(self) -> None:
-        self._launcher.shutdown(wait=True)
+        self._launch_pool.shutdown(wait=True)
         for entry in self._running.values():
             if entry.pidfd is not None:
                 os.close(entry.pidfd)
         self._running.clear()
-        for fd in (self._wake_r, self._wake_w):
-            if fd >= 0:
-                os.close(fd)
-        self._wake_r = self._wake_w = -1
-        if self._listener is not None:
-            self._listener.close()
-            self._listener = None
-
-    def wake(self) -> None:
-        """Make a sleeping :meth:`wait` return now (thread-safe)."""
-        # A full pipe means a wake-up is pending anyway; a closed one, that we stopped.
-        with contextlib.suppress(OSError):
-            os.write(self._wake_w, b"x")
 
     # -- one step -----------------------------------------------------------------
 
@@ -122,10 +87,10 @@ class LocalScheduler:
 
     def _recover(self) -> None:
         """Settle attempts a previous scheduler left mid-launch."""
-        for queued in self.store.queued(self.backend.name):
+        for queued in self.store.queued(self.launcher.name):
             job = self.store.get(queued.job_id)
-            if self.backend.was_started(job):
-                self.backend.abandon(job)
+            if self.launcher.was_started(job):
+                self.launcher.abandon(job)
                 self.store.transition(
                     job.id,
                     job.current.number,
@@ -139,7 +104,7 @@ class LocalScheduler:
     def _sync_running(self) -> None:
         """Pick up RUNNING jobs we do not track (after a restart) and drop the ones
         another process finished (cancelled), killing what is left of them."""
-        seen = self.store.running_keys(self.backend.name)
+        seen = self.store.running_keys(self.launcher.name)
         for key in seen - set(self._running):
             job = self.store.get(key[0])
             if job.current.number == key[1]:
@@ -166,7 +131,7 @@ class LocalScheduler:
         """The job left RUNNING in the store without us (a cancel from another
         process): make sure nothing of it survives and record its usage."""
         try:
-            self.backend.kill(entry.handle)
+            self.launcher.kill(entry.handle)
             finished = self._poll_until_done(entry)
         except HpcboxError as exc:
             log.warning("cleaning up job %s: %s", entry.job.id, exc)
@@ -193,7 +158,7 @@ class LocalScheduler:
     def _poll_until_done(self, entry: _Running, timeout: float = 5.0) -> Finished | None:
         deadline = time.monotonic() + timeout
         while True:
-            finished = self.backend.poll(entry.job, entry.handle, timed_out=entry.timed_out)
+            finished = self.launcher.poll(entry.job, entry.handle, timed_out=entry.timed_out)
             if finished is not None or time.monotonic() > deadline:
                 return finished
             time.sleep(0.01)
@@ -203,9 +168,9 @@ class LocalScheduler:
         for key, entry in list(self._running.items()):
             if entry.deadline is not None and now >= entry.deadline and not entry.timed_out:
                 entry.timed_out = True
-                self.backend.kill(entry.handle)
+                self.launcher.kill(entry.handle)
             try:
-                finished = self.backend.poll(entry.job, entry.handle, timed_out=entry.timed_out)
+                finished = self.launcher.poll(entry.job, entry.handle, timed_out=entry.timed_out)
             except HpcboxError as exc:
                 log.error("polling job %s failed: %s", key[0], exc)
                 continue
@@ -231,11 +196,11 @@ class LocalScheduler:
                 self._record_usage(key[0], key[1], finished)
 
     def _schedule(self) -> int:
-        queue = self.store.queued(self.backend.name)
+        queue = self.store.queued(self.launcher.name)
         if not queue:
             self._reasons.clear()
             return 0
-        cpus, memory = machine_capacity(self.backend.settings)
+        cpus, memory = machine_capacity(self.launcher.settings)
         used_cpus = sum(e.job.spec.resources.cpus for e in self._running.values())
         used_memory = sum(e.job.spec.resources.memory or 0 for e in self._running.values())
         plan = plan_queue(queue, free_cpus=cpus - used_cpus, free_memory=memory - used_memory)
@@ -247,7 +212,7 @@ class LocalScheduler:
         if len(jobs) > 1:
             # A launch mostly waits for the new process to enter its cgroup; start
             # several at once so those waits overlap.
-            started = list(self._launcher.map(self._start, jobs))
+            started = list(self._launch_pool.map(self._start, jobs))
         else:
             started = [self._start(job) for job in jobs]
         for item in started:
@@ -257,14 +222,14 @@ class LocalScheduler:
 
     def _start(self, job: Job) -> tuple[Job, dict[str, Any], datetime] | None:
         """Launch one job; return what to track, or None when it did not start.
-        Runs in launcher threads: touches the store and backend, not ``self``'s maps."""
+        Runs in the launch pool's threads: touches the store and launcher, not ``self``'s maps."""
         number = job.current.number
         if job.state is JobState.NEW:
             self.store.transition(job.id, number, JobState.PENDING, native_state="PENDING")
         try:
-            # If we die during the launch, the next scheduler sees the backend's
+            # If we die during the launch, the next scheduler sees the launcher's
             # traces (was_started) and will not start this attempt twice.
-            launched = self.backend.launch(job)
+            launched = self.launcher.launch(job)
         except (HpcboxError, OSError) as exc:
             self.store.transition(
                 job.id,
@@ -290,38 +255,31 @@ class LocalScheduler:
         )
         if not started:
             # Cancelled between our two writes: stop what we just started.
-            self.backend.kill(launched.handle)
+            self.launcher.kill(launched.handle)
             self._poll_until_done(_Running(job, dict(launched.handle), None))
             return None
         return job, dict(launched.handle), started_at
 
     # -- sleeping -----------------------------------------------------------------
 
-    def wait(self, timeout: float | None = None) -> bool:
-        """Sleep until a job exits, a wake-up arrives, a deadline passes, or
-        ``timeout`` or ``poll_interval`` (the shorter) elapses; True when a
-        wake-up (from this process or, through the FIFO, another) ended the sleep."""
-        limit = self.poll_interval if timeout is None else min(timeout, self.poll_interval)
+    def wakeups(self) -> Wakeups:
+        """The running jobs' pidfds, and how long until the next time limit falls due
+        (a job without a pidfd is polled briskly instead)."""
         now = time.time()
+        within: float | None = None
+        fds: list[int] = []
         for entry in self._running.values():
             if entry.deadline is not None and not entry.timed_out:
-                limit = min(limit, max(0.0, entry.deadline - now))
+                within = _earliest(within, max(0.0, entry.deadline - now))
             if entry.pidfd is None:
-                limit = min(limit, 0.05)  # no pidfd to wait on: poll briskly
-        wakes = [self._wake_r] + ([self._listener.fd] if self._listener is not None else [])
-        fds = wakes + [e.pidfd for e in self._running.values() if e.pidfd is not None]
-        try:
-            ready, _, _ = select.select(fds, [], [], limit)
-        except (OSError, ValueError):
-            time.sleep(min(limit, 0.05))
-            return False
-        if self._wake_r in ready:
-            with contextlib.suppress(BlockingIOError):
-                while os.read(self._wake_r, 4096):
-                    pass
-        if self._listener is not None and self._listener.fd in ready:
-            self._listener.drain()
-        return any(fd in ready for fd in wakes)
+                within = _earliest(within, 0.05)  # no pidfd to wait on: poll briskly
+            else:
+                fds.append(entry.pidfd)
+        return Wakeups(fds=tuple(fds), within=within)
 
     def handles(self) -> Mapping[_Key, Mapping[str, Any]]:
         return {key: entry.handle for key, entry in self._running.items()}
+
+
+def _earliest(current: float | None, candidate: float) -> float:
+    return candidate if current is None else min(current, candidate)

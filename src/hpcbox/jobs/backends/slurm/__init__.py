@@ -1,13 +1,15 @@
-"""The SLURM backend's pure parts: batch scripts, command lines, output parsing, states.
+"""The SLURM backend; re-exported here, its pure parts: batch scripts, command lines,
+output parsing, states.
 
-Nothing in this package does I/O. :mod:`.script` renders a ``JobSpec`` as a
-batch script and names the files of an attempt on the cluster;
+:mod:`.backend` is what the engine sees (registered under the ``hpcbox.backends``
+entry point); :mod:`.watcher` submits and watches jobs and :mod:`.remote` runs the
+commands over a ``Transport``. The rest does no I/O: :mod:`.script` renders a
+``JobSpec`` as a batch script and names the files of an attempt on the cluster;
 :mod:`.commands` builds ``sbatch``/``squeue``/``sacct``/``scancel`` argv lists
 and parses their output; :mod:`.states` maps SLURM's states onto hpcbox's;
 :mod:`.poll` holds the watcher's arithmetic (which jobs need sacct, the
 adaptive interval) and :mod:`.ratelimit` the token bucket that paces SLURM
-commands. The module that runs the commands over a
-``Transport`` builds on these.
+commands.
 """
 
 from hpcbox.jobs.backends.slurm.commands import (
