@@ -23,9 +23,7 @@ from hpcbox.jobs.model.queue import QueuedJob
 from hpcbox.jobs.model.spec import JobSpec
 from hpcbox.jobs.model.states import TERMINAL_STATES, TRANSITIONS, JobState
 
-# utcnow (from hpcbox.core.clock) stays exported until jobs.engine and the backends
-# import it from there.
-__all__ = ["UNSET", "JobStore", "utcnow"]
+__all__ = ["UNSET", "JobStore"]
 
 
 class _Unset:

@@ -55,11 +55,11 @@ def run_agent(settings: Settings) -> int:
                     idle_since = None
                 elif idle_since is None:
                     idle_since = time.monotonic()
-                elif time.monotonic() - idle_since >= settings.agent_idle_seconds:
+                elif time.monotonic() - idle_since >= settings.jobs.agent_idle_seconds:
                     break
                 timeout = None
                 if idle_since is not None:  # wake up when the idle time is over
-                    left = idle_since + settings.agent_idle_seconds - time.monotonic()
+                    left = idle_since + settings.jobs.agent_idle_seconds - time.monotonic()
                     timeout = max(left, 0.01)
                 engine.scheduling_wait(timeout)
             engine.lock.release()

@@ -78,8 +78,8 @@ _DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 def machine_capacity(settings: Settings) -> tuple[int, int]:
     """CPUs and bytes of memory the local queue hands out (settings, else the machine's)."""
-    cpus = settings.cpus or len(os.sched_getaffinity(0)) or 1
-    memory = settings.memory_bytes or os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    cpus = settings.jobs.cpus or len(os.sched_getaffinity(0)) or 1
+    memory = settings.jobs.memory_bytes or os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     return cpus, memory
 
 
@@ -223,7 +223,7 @@ class LocalLauncher:
             limits=ResourceLimits(
                 cpus=float(spec.resources.cpus),
                 memory_bytes=spec.resources.memory,
-                pids=self.settings.default_pids_limit,
+                pids=self.settings.jobs.default_pids_limit,
             ),
             # The stored script must stay visible even when HPCBOX_HOME is under
             # /tmp, which is private inside the sandbox.

@@ -44,8 +44,8 @@ class SlurmBackend(Backend):
         self.remote = RemoteJobs(
             context.store,
             context.targets,
-            rate_limit=settings.slurm_rate_limit,
-            rate_burst=settings.slurm_rate_burst,
+            rate_limit=settings.slurm.rate_limit,
+            rate_burst=settings.slurm.rate_burst,
         )
         self._watcher: threading.Thread | None = None
         self._wake = threading.Event()

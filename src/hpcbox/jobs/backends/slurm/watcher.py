@@ -26,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from hpcbox.core.clock import utcnow
 from hpcbox.core.errors import HpcboxError, NotFoundError, PermanentError, TransientError
 from hpcbox.core.settings import SlurmSettings, reveal
 from hpcbox.jobs.backends.slurm.commands import SlurmStatus
@@ -35,7 +36,7 @@ from hpcbox.jobs.backends.slurm.remote import SlurmRemote
 from hpcbox.jobs.model.job import Job
 from hpcbox.jobs.model.states import ACTIVE_STATES, JobState, is_terminal
 from hpcbox.jobs.model.target import TargetSpec
-from hpcbox.jobs.store import JobStore, utcnow
+from hpcbox.jobs.store import JobStore
 from hpcbox.jobs.target_store import TargetStore
 
 if TYPE_CHECKING:
