@@ -108,7 +108,9 @@ def test_up_after_ctrl_c_and_after_a_killed_up(
     rt = manager.runtime()
     controller = container_name(name, "controller")
     argv = [sys.executable, "-m", "hpcbox.cli.main", "cluster", "up", "--name", name]
-    argv += ["--workers", "0"]
+    # One worker: the up waits for its slurmd well after the controller runs, so
+    # the signal lands during the up (with none, the up is done within 0.5 s).
+    argv += ["--workers", "1"]
 
     def running_controller() -> str | None:
         try:
@@ -131,8 +133,7 @@ def test_up_after_ctrl_c_and_after_a_killed_up(
         )
         try:
             deadline = time.monotonic() + 600
-            # Polled often: with no worker the up is done within a second of its
-            # controller running (the caller tries again when the up wins the race).
+            # Polled often; the caller tries again if the up still wins the race.
             while running_controller() in (None, old) and proc.poll() is None:
                 assert time.monotonic() < deadline, "no new running controller within 600 s"
                 time.sleep(0.02)
