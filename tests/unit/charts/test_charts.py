@@ -37,7 +37,7 @@ import yaml
 
 import hpcbox.clusters.render
 from hpcbox import __version__
-from hpcbox.clusters.images.roles import repository
+from hpcbox.clusters.images.roles import ROLES, repository, version_tag
 from hpcbox.clusters.render.accounts import (
     SYSTEM_NAMES,
     accounts,
@@ -223,6 +223,24 @@ def test_the_charts_run_hpcbox_s_one_node_script(chart: str) -> None:
     )
     setup = by_kind(template(chart), "ConfigMap")["node-setup"]
     assert setup["data"]["hpcbox-node"] == NODE_SCRIPT.read_text()
+
+
+def test_the_charts_name_exactly_the_images_hpcbox_builds() -> None:
+    """Every image a chart names by default is a ``hpcbox/<role>:<version>`` tag that
+    ``hpcbox images build`` makes; together they are every role but the base."""
+    named = {
+        c["image"]
+        for chart in NAMES
+        for c in containers(template(chart))
+    }
+    built = {version_tag(role) for role in ROLES}
+    assert named <= built, named - built
+    assert named == {version_tag(role) for role in ROLES if role != "base"}
+    text = (ROOT / "deploy" / "kubernetes" / "03-deployment.yaml").read_text()
+    (deploy,) = [d for d in yaml.safe_load_all(text) if d and d["kind"] == "Deployment"]
+    (container,) = deploy["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == version_tag("operator")
+    assert container["command"] == ["python", "-m", "hpcbox.operator"]
 
 
 def test_the_operator_chart_s_crd_is_deploy_s() -> None:
