@@ -5,8 +5,9 @@ renders what hpcbox's own renderers render, and the values schemas refuse bad in
   ``files/hpcbox-node.sh`` is byte-identical to hpcbox's), and their slurm.conf,
   cgroup.conf, slurmdbd.conf, hostfile, accounts and jupyterhub_config.py are the
   bytes :mod:`hpcbox.clusters.render` gives the equivalent ClusterSpec
-  (:func:`slurm_values` and :func:`jupyter_values` are the mapping the charts'
-  READMEs document).
+  (:mod:`hpcbox.clusters.render.helm`'s ``slurm_values`` and ``jupyter_values`` are
+  the mapping the charts' READMEs document, what ``cluster render --target helm``
+  writes and ``cluster up --runtime kubernetes`` installs).
 - Images are ``hpcbox/<role>:<appVersion>``; secrets are only in Secrets.
 - hpcbox-operator's CRD is deploy/kubernetes's, and its RBAC is least privilege.
 
@@ -47,6 +48,14 @@ from hpcbox.clusters.render.accounts import (
     sacctmgr_commands,
     shadow_lines,
 )
+from hpcbox.clusters.render.helm import (
+    HelmOptions,
+    chart_name,
+    helm_values,
+    jupyter_values,
+    slurm_values,
+    values_yaml,
+)
 from hpcbox.clusters.render.jupyter import render_jupyterhub_config
 from hpcbox.clusters.render.mpi import render_hostfile
 from hpcbox.clusters.render.slurm import (
@@ -55,7 +64,8 @@ from hpcbox.clusters.render.slurm import (
     render_slurmdbd_conf,
     slurmd_conf_arg,
 )
-from hpcbox.clusters.spec import RESERVED_USERS, ClusterSpec, parse_cluster_spec
+from hpcbox.clusters.spec import RESERVED_USERS, ClusterSpec, parse_cluster_spec, parse_cluster_yaml
+from hpcbox.core.errors import InvalidInputError
 from tests.unit.render.specs import ED25519_KEY, SHA512_HASH, accounting, basic, mpich
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -131,56 +141,7 @@ def secret_text(docs: list[dict[str, Any]], name: str, key: str) -> str:
     return base64.b64decode(by_kind(docs, "Secret")[name]["data"][key]).decode()
 
 
-# -- a ClusterSpec as values: the mapping the READMEs document ------------------------
-
-
-def _users(spec: ClusterSpec) -> list[dict[str, Any]]:
-    ids = spec.user_ids()
-    users = []
-    for user in spec.users:
-        uid, gid = ids[user.name]
-        entry: dict[str, Any] = {"name": user.name, "uid": uid, "ssh_keys": list(user.ssh_keys)}
-        if gid != uid:
-            entry["gid"] = gid
-        if user.password_hash:
-            entry["password_hash"] = user.password_hash
-        users.append(entry)
-    return users
-
-
-def slurm_values(spec: ClusterSpec) -> dict[str, Any]:
-    return {
-        "name": spec.name,
-        "workers": {
-            "count": spec.workers.count,
-            "cpus": spec.workers.cpus,
-            "memory": spec.workers.memory // 1024**2,
-        },
-        "partitions": [
-            {
-                "name": p.name,
-                "default": p.default,
-                "max_time_minutes": None if p.max_time is None else -(-p.max_time // 60),
-            }
-            for p in spec.partitions
-        ],
-        "mpi": spec.mpi.value,
-        "accounting": spec.accounting,
-        "users": _users(spec),
-    }
-
-
-def jupyter_values(spec: ClusterSpec) -> dict[str, Any]:
-    return {
-        "name": spec.name,
-        "workers": {
-            "count": spec.workers.count,
-            "cpus": spec.workers.cpus,
-            "memory": spec.workers.memory // 1024**2,
-        },
-        "jupyter": {"engines_per_worker": spec.jupyter.engines_per_worker},
-        "users": _users(spec),
-    }
+# -- a ClusterSpec as values: hpcbox.clusters.render.helm, the mapping the READMEs document
 
 
 TWO_USERS = {
@@ -228,11 +189,7 @@ def test_the_charts_run_hpcbox_s_one_node_script(chart: str) -> None:
 def test_the_charts_name_exactly_the_images_hpcbox_builds() -> None:
     """Every image a chart names by default is a ``hpcbox/<role>:<version>`` tag that
     ``hpcbox images build`` makes; together they are every role but the base."""
-    named = {
-        c["image"]
-        for chart in NAMES
-        for c in containers(template(chart))
-    }
+    named = {c["image"] for chart in NAMES for c in containers(template(chart))}
     built = {version_tag(role) for role in ROLES}
     assert named <= built, named - built
     assert named == {version_tag(role) for role in ROLES if role != "base"}
@@ -753,3 +710,80 @@ def test_jupyter_schema_refuses(values: dict[str, Any], tmp_path: Path) -> None:
 )  # fmt: skip
 def test_operator_schema_refuses(values: dict[str, Any], tmp_path: Path) -> None:
     refused("hpcbox-operator", values, tmp_path)
+
+
+# -- hpcbox.clusters.render.helm: what `cluster render --target helm` writes ----------
+
+
+def test_the_values_of_every_example_spec_pass_the_chart_s_schema(tmp_path: Path) -> None:
+    for path in sorted((ROOT / "examples" / "clusters").glob("*.yaml")):
+        spec = parse_cluster_yaml(path.read_text())
+        if spec.jupyter.hub:  # a hub on the SLURM login node: in no chart
+            with pytest.raises(InvalidInputError, match=r"jupyter\.hub"):
+                helm_values(spec)
+            continue
+        chart = "hpcbox-jupyter" if spec.kind.value == "jupyter" else "hpcbox-slurm"
+        helm("lint", "--strict", str(CHARTS / chart), *_write_values(helm_values(spec), tmp_path))
+        assert template(chart, helm_values(spec))
+
+
+def test_the_image_tag_option_reaches_every_image() -> None:
+    options = HelmOptions(image_tag="dev-1", image_prefix="reg.example:5000/hpc")
+    spec = accounting()
+    docs = template("hpcbox-slurm", slurm_values(spec, options))
+    roles = ("slurm-controller", "slurm-worker", "slurmdbd", "mariadb")
+    assert {c["image"] for c in containers(docs)} == {
+        f"reg.example:5000/hpc/{role}:dev-1" for role in roles
+    }
+    nb = parse_cluster_spec({"name": "nb", "kind": "jupyter"})
+    docs = template("hpcbox-jupyter", jupyter_values(nb, options))
+    assert {c["image"] for c in containers(docs)} == {"reg.example:5000/hpc/jupyter:dev-1"}
+
+
+def test_kubernetes_options_become_values() -> None:
+    spec = parse_cluster_spec({"name": "demo", "login": {"ssh_port": 30022}})
+    options = HelmOptions(
+        service_type="NodePort",
+        storage_class="fast",
+        home_size="3Gi",
+        keep_homes=False,
+        pull_policy="Never",
+        admin_public_key=ED25519_KEY,
+    )
+    values = slurm_values(spec, options)
+    assert values["login"] == {"serviceType": "NodePort", "nodePort": 30022}
+    assert values["storage"] == {"storageClass": "fast", "homeSize": "3Gi"}
+    assert values["keepHomes"] is False and values["image"] == {"pullPolicy": "Never"}
+    docs = template("hpcbox-slurm", values)
+    assert by_kind(docs, "Service")["login"]["spec"]["ports"][0]["nodePort"] == 30022
+    assert secret_text(docs, "admin-key", "authorized_keys") == ED25519_KEY + "\n"
+    assert {c["imagePullPolicy"] for c in containers(docs)} == {"Never"}
+    # Defaults stay out of the values: the chart's own apply.
+    assert set(slurm_values(spec)) == {
+        "name", "workers", "partitions", "mpi", "accounting", "users"
+    }  # fmt: skip
+
+
+def test_the_mapping_refuses_what_no_chart_runs() -> None:
+    with pytest.raises(InvalidInputError, match=r"jupyter\.hub"):
+        slurm_values(parse_cluster_spec({"name": "a", "jupyter": {"hub": True}}))
+    with pytest.raises(InvalidInputError, match="image-tag"):
+        HelmOptions(image_tag="a b")
+    with pytest.raises(InvalidInputError, match="nfs"):
+        HelmOptions(nfs_server="h")
+    with pytest.raises(InvalidInputError, match="service-type"):
+        HelmOptions(service_type="External")
+
+
+def test_mpi_kind_is_the_slurm_chart_s() -> None:
+    spec = parse_cluster_spec({"name": "m", "kind": "mpi", "mpi": "mpich"})
+    assert chart_name(spec) == "hpcbox-slurm"
+    docs = template("hpcbox-slurm", helm_values(spec))
+    assert "MpiDefault=pmi2" in by_kind(docs, "ConfigMap")["slurm-config"]["data"]["slurm.conf"]
+
+
+def test_values_yaml_is_the_values() -> None:
+    spec = accounting()
+    text = values_yaml(spec, helm_values(spec))
+    assert text.startswith("# Values of chart hpcbox-slurm for cluster ")
+    assert yaml.safe_load(text) == helm_values(spec)

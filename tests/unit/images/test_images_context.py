@@ -174,7 +174,9 @@ def test_the_operator_image_holds_this_hpcbox_with_its_operator_extra() -> None:
         record = wheel.read(f"{info}/RECORD").decode()
         assert f"{info}/RECORD,,\n" in record and "hpcbox/operator/__main__.py,sha256=" in record
     pins = files["constraints.txt"].decode().splitlines()
-    assert any(p.startswith("kopf==") for p in pins) and any(p.startswith("lightkube==") for p in pins)
+    assert any(p.startswith("kopf==") for p in pins) and any(
+        p.startswith("lightkube==") for p in pins
+    )
     assert not any(p.startswith(("celery==", "pytest==", "hpcbox==")) for p in pins)
     # Deterministic: the digest (the image's tag) moves only when hpcbox does.
     assert hpcbox_wheel() == files[name]

@@ -3,8 +3,9 @@
 Roles (``base``, ``slurm-controller``, ``slurm-worker``, ``slurmdbd``,
 ``mariadb``, ``jupyter``, ``operator``) are built on Debian bookworm with Debian's
 own SLURM, MPI and MariaDB packages; ``operator`` holds hpcbox itself
-(:mod:`hpcbox.clusters.images.wheel`) with its ``operator`` extra. The Debian base is pulled where a registry is
-reachable and bootstrapped with debootstrap where none is. Build steps trust
+(:mod:`hpcbox.clusters.images.wheel`) with its ``operator`` extra. The Debian base
+is pulled where a registry is reachable and bootstrapped with debootstrap where
+none is. Build steps trust
 the machine's CA bundle by default (:mod:`hpcbox.clusters.images.hostca`); progress
 goes to a :class:`~hpcbox.core.progress.Reporter` and the tools' raw output to
 a log file (:mod:`hpcbox.clusters.images.buildlog`).

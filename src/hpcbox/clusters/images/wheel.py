@@ -74,8 +74,8 @@ def _dist_info() -> dict[str, bytes]:
     files = {
         f"{info}/METADATA": _headers(dist.read_text("METADATA") or "").encode(),
         f"{info}/WHEEL": (
-            "Wheel-Version: 1.0\nGenerator: hpcbox\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
-        ).encode(),
+            b"Wheel-Version: 1.0\nGenerator: hpcbox\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+        ),
         f"{info}/top_level.txt": b"hpcbox\n",
     }
     entry_points = dist.read_text("entry_points.txt")
