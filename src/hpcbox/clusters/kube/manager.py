@@ -483,9 +483,8 @@ class KubeClusters:
             return current
         slurm = spec.kind is not ClusterKind.JUPYTER
         going = _workers(current)[workers:]
-        if slurm:
-            for host in going:
-                self._drain(kubectl, placement, spec.name, host, force=force, timeout=timeout)
+        if slurm and going:
+            self._drain(kubectl, placement, spec.name, going, force=force, timeout=timeout)
         helm.upgrade_install(
             spec.name,
             chart,
@@ -525,31 +524,47 @@ class KubeClusters:
         kubectl: KubectlApi,
         placement: KubePlacement,
         name: str,
-        host: str,
+        hosts: Sequence[str],
         *,
         force: bool,
         timeout: float | None,
     ) -> None:
-        self.reporter(f"draining {host}")
-        self._slurm(
-            kubectl,
-            placement,
-            name,
-            ["scontrol", "update", f"nodename={host}", "state=drain", "reason=hpcbox-scale-down"],
-        )
-        if force:
-            self._exec(kubectl, placement, name, CONTROLLER_HOST, ["scancel", "-w", host])
+        """Drain ``hosts`` (all at once), then wait until none runs a job."""
+        self.reporter(f"draining {', '.join(hosts)}")
+        for host in hosts:
+            self._slurm(
+                kubectl,
+                placement,
+                name,
+                [
+                    "scontrol",
+                    "update",
+                    f"nodename={host}",
+                    "state=drain",
+                    "reason=hpcbox-scale-down",
+                ],
+            )
+            if force:
+                self._exec(kubectl, placement, name, CONTROLLER_HOST, ["scancel", "-w", host])
+        deadline = None if timeout is None else self._clock() + timeout
+        for host in hosts:
 
-        def empty() -> bool:
-            jobs = self._slurm(kubectl, placement, name, ["squeue", "-h", "-w", host, "-o", "%i"])
-            return not jobs.strip()
+            def empty(host: str = host) -> bool:
+                argv = ["squeue", "-h", "-w", host, "-o", "%i"]
+                return not self._slurm(kubectl, placement, name, argv).strip()
 
-        try:
-            self._wait(f"{host} to run no job", empty, timeout=timeout or 10**9)
-        except UnavailableError as exc:
-            raise UnavailableError(
-                f"{host} still runs jobs after {timeout} s; use --force to cancel them"
-            ) from exc
+            left = None if deadline is None else max(0.0, deadline - self._clock())
+            try:
+                self._wait(f"{host} to run no job", empty, timeout=10**9 if left is None else left)
+            except UnavailableError as exc:
+                # They stay: back to service, as they were.
+                for back in hosts:
+                    argv = ["scontrol", "update", f"nodename={back}", "state=resume"]
+                    self._exec(kubectl, placement, name, CONTROLLER_HOST, argv)
+                raise UnavailableError(
+                    f"{host} still runs jobs after {timeout} s (the workers are back in "
+                    "service); use --force to cancel them"
+                ) from exc
 
     # -- teardown -------------------------------------------------------------------
 
