@@ -19,7 +19,8 @@ from hpcbox.core.settings import Settings
 __all__ = ["cluster_app", "images_app"]
 
 cluster_app = typer.Typer(
-    help="Virtual SLURM + MPI clusters, and JupyterHub + ipyparallel clusters, on containers.",
+    help="Virtual SLURM + MPI clusters, and JupyterHub + ipyparallel clusters, on containers "
+    "or Kubernetes.",
     no_args_is_help=True,
 )
 images_app = typer.Typer(help="Container images for cluster nodes.", no_args_is_help=True)
@@ -70,6 +71,7 @@ def _spec_from_options(
     accounting: bool | None,
     kind: str | None,
     users: list[str] | None = None,
+    runtime: str | None = None,
 ) -> ClusterSpec:
     if spec_file:
         spec = _load_spec(spec_file)
@@ -88,6 +90,8 @@ def _spec_from_options(
         data["accounting"] = accounting
     if kind is not None:
         data["kind"] = kind
+    if runtime is not None:
+        data["runtime"] = runtime
     if users:
         from hpcbox.clusters.users import user_from_option
 
@@ -117,6 +121,31 @@ def up(
         typer.Option("--user", help="Add a user NAME:PASSWORD (hashed at once); repeatable."),
     ] = None,
     host_ca: HostCaOpt = None,
+    runtime: Annotated[
+        str | None,
+        typer.Option(
+            "--runtime",
+            help="podman, docker, auto (containers here; the default), or kubernetes: "
+            "the kind's Helm chart on the current kubeconfig context.",
+        ),
+    ] = None,
+    kubeconfig: Annotated[
+        str | None,
+        typer.Option("--kubeconfig", help="kubernetes: the kubeconfig (default $KUBECONFIG)."),
+    ] = None,
+    context: Annotated[
+        str | None, typer.Option("--context", help="kubernetes: the kubeconfig context.")
+    ] = None,
+    namespace: Annotated[
+        str | None,
+        typer.Option("--namespace", "-n", help="kubernetes: the namespace (hpcbox-<name>)."),
+    ] = None,
+    image_tag: ImageTagOpt = None,
+    image_prefix: ImagePrefixOpt = None,
+    pull_policy: PullPolicyOpt = None,
+    service_type: ServiceTypeOpt = None,
+    storage_class: StorageClassOpt = None,
+    keep_homes: KeepHomesOpt = None,
     replace: Annotated[
         bool,
         typer.Option(
@@ -131,12 +160,35 @@ def up(
     seconds, with the fix, when it cannot run a cluster. A cluster of that name
     whose earlier up failed or was interrupted is cleaned up and brought up again.
     """
-    spec = _spec_from_options(spec_file, name, workers, mpi, accounting, kind, user)
+    spec = _spec_from_options(spec_file, name, workers, mpi, accounting, kind, user, runtime)
     manager = _manager(host_ca)
-    manager.up(spec, replace=replace)
+    if spec.runtime.value == "kubernetes":
+        from hpcbox.clusters.kube import KubePlacement
+
+        placement = KubePlacement.for_cluster(
+            spec.name, namespace=namespace, kubeconfig=kubeconfig, context=context
+        )
+        options = _helm_options(
+            image_tag, image_prefix, pull_policy, service_type or "NodePort",
+            storage_class, None, None, keep_homes, None,
+        )  # fmt: skip
+        manager.up(spec, replace=replace, placement=placement, helm_options=options)
+    else:
+        manager.up(spec, replace=replace)
     status = manager.status(spec.name)
     if as_json:
         print_json(status.to_json())
+    elif status.record.runtime == "kubernetes":
+        ssh = status.ssh
+        login = (
+            f"; ssh -p {ssh['port']} -i {ssh['admin_key']} root@{ssh['host']}"
+            if ssh.get("port") and ssh.get("host")
+            else ""
+        )
+        console.print(
+            f"cluster [bold]{spec.name}[/] is up on Kubernetes (namespace "
+            f"{ssh['namespace']}): {status.record.workers} workers{login}"
+        )
     elif status.record.kind == "jupyter":
         console.print(
             f"cluster [bold]{spec.name}[/] is up: JupyterHub at {status.hub_url}, "
@@ -174,7 +226,8 @@ def status(name: str, as_json: JsonOpt = False) -> None:
         return
     console.print(f"[bold]{name}[/] {st.record.state} ({st.record.kind}, {st.record.runtime})")
     nodes = Table(box=None, header_style="bold")
-    for column in ("NODE", "ROLE", "CONTAINER", "SLURM STATE", "PARTITIONS"):
+    pod = st.record.runtime == "kubernetes"
+    for column in ("NODE", "ROLE", "POD" if pod else "CONTAINER", "SLURM STATE", "PARTITIONS"):
         nodes.add_column(column)
     for n in st.nodes:
         nodes.add_row(
@@ -191,7 +244,7 @@ def status(name: str, as_json: JsonOpt = False) -> None:
     if st.engines is not None:
         console.print(f"ipyparallel engines: {st.engines}")
     ssh = st.ssh
-    if ssh["port"] is not None:
+    if ssh["port"] is not None and ssh["host"] is not None:
         console.print(f"ssh: -p {ssh['port']} -i {ssh['admin_key']} root@{ssh['host']}")
 
 
@@ -259,57 +312,167 @@ def down(
     console.print(f"cluster {name} is down" + (" and purged" if purge else " (homes kept)"))
 
 
-@cluster_app.command("render")
-def render(
-    spec_file: Annotated[str, typer.Option("-f", "--file", help="Cluster spec YAML.")],
-    target: Annotated[str, typer.Option("--target", help="kubernetes")] = "kubernetes",
-    out: Annotated[str, typer.Option("-o", "--output", help="Directory to write.")] = ".",
-    storage_class: Annotated[str | None, typer.Option("--storage-class")] = None,
-    nfs_server: Annotated[str | None, typer.Option("--nfs-server")] = None,
-    nfs_path: Annotated[str | None, typer.Option("--nfs-path")] = None,
-    ingress_host: Annotated[
-        str | None, typer.Option("--ingress-host", help="Kind jupyter: the hub's host name.")
-    ] = None,
-) -> None:
-    """Render the spec for another target (Kubernetes manifests, one file each)."""
-    from hpcbox.clusters.keys import load_or_create_keys
-    from hpcbox.clusters.render.kubernetes import ClusterSecrets, manifests_yaml, render_kubernetes
+ImageTagOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--image-tag",
+        help="Tag of the node images (default: this hpcbox's version, the tag "
+        "`hpcbox images build` gives and the charts name).",
+    ),
+]
+ImagePrefixOpt = Annotated[
+    str | None,
+    typer.Option("--image-prefix", help="Images are PREFIX/<role>:TAG (default hpcbox)."),
+]
+ServiceTypeOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--service-type",
+        help="The SSH login Service (slurm) or the hub's (jupyter): ClusterIP, NodePort "
+        "or LoadBalancer. With NodePort, the spec's login.ssh_port (jupyter.port) is the "
+        "node port when not 0.",
+    ),
+]
+StorageClassOpt = Annotated[
+    str | None, typer.Option("--storage-class", help="Storage class of the claims.")
+]
+NfsServerOpt = Annotated[
+    str | None, typer.Option("--nfs-server", help="Homes on this NFS server (with --nfs-path).")
+]
+NfsPathOpt = Annotated[str | None, typer.Option("--nfs-path", help="The NFS export of homes.")]
+KeepHomesOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--keep-homes/--no-keep-homes",
+        help="Keep the homes claim when the release is uninstalled (the chart's default).",
+    ),
+]
+IngressHostOpt = Annotated[
+    str | None, typer.Option("--ingress-host", help="Kind jupyter: the hub's host name.")
+]
+PullPolicyOpt = Annotated[
+    str | None,
+    typer.Option("--pull-policy", help="IfNotPresent (the charts' default), Always or Never."),
+]
 
-    if target != "kubernetes":
-        raise InvalidInputError("only 'kubernetes' is supported", field="--target")
-    spec = _load_spec(spec_file)
-    keys = load_or_create_keys(Settings.from_env().home, spec.name)
-    secrets = ClusterSecrets(
-        munge_key=keys.munge_key,
-        ssh_host_keys={
-            "ssh_host_ed25519_key": keys.host_key,
-            "ssh_host_ed25519_key.pub": keys.host_public_key,
-        },
-        admin_public_key=keys.admin_public_key,
-        db_password=keys.db_password if spec.accounting else None,
-    )
-    manifests = render_kubernetes(
-        spec,
-        secrets=secrets,
+
+def _helm_options(
+    image_tag: str | None,
+    image_prefix: str | None,
+    pull_policy: str | None,
+    service_type: str | None,
+    storage_class: str | None,
+    nfs_server: str | None,
+    nfs_path: str | None,
+    keep_homes: bool | None,
+    ingress_host: str | None,
+) -> Any:
+    from hpcbox import __version__
+    from hpcbox.clusters.render.helm import IMAGE_PREFIX, HelmOptions
+
+    return HelmOptions(
+        image_tag=image_tag or __version__,
+        image_prefix=image_prefix or IMAGE_PREFIX,
+        pull_policy=pull_policy,
+        service_type=service_type,
         storage_class=storage_class,
         nfs_server=nfs_server,
         nfs_path=nfs_path,
+        keep_homes=keep_homes,
         ingress_host=ingress_host,
     )
+
+
+def _write(path: Path, text: str, *, secret: bool) -> None:
+    fd = os.open(
+        path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600 if secret else 0o644
+    )
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+
+
+@cluster_app.command("render")
+def render(
+    spec_file: Annotated[str, typer.Option("-f", "--file", help="Cluster spec YAML.")],
+    target: Annotated[
+        str,
+        typer.Option(
+            "--target",
+            help="helm: the values file of the kind's chart (hpcbox-slurm for slurm and "
+            "mpi, hpcbox-jupyter for jupyter). kubernetes: the chart's manifests for "
+            "those values (helm template), one file each.",
+        ),
+    ] = "helm",
+    out: Annotated[
+        str, typer.Option("-o", "--output", help="Directory to write; '-': standard output.")
+    ] = ".",
+    namespace: Annotated[
+        str | None,
+        typer.Option("--namespace", "-n", help="kubernetes: the namespace (hpcbox-<name>)."),
+    ] = None,
+    image_tag: ImageTagOpt = None,
+    image_prefix: ImagePrefixOpt = None,
+    pull_policy: PullPolicyOpt = None,
+    service_type: ServiceTypeOpt = None,
+    storage_class: StorageClassOpt = None,
+    nfs_server: NfsServerOpt = None,
+    nfs_path: NfsPathOpt = None,
+    keep_homes: KeepHomesOpt = None,
+    ingress_host: IngressHostOpt = None,
+) -> None:
+    """Render the spec for another target: Helm values, or Kubernetes manifests.
+
+    One spec, many targets: `--target helm` writes values-<name>.yaml for
+    `helm install <name> charts/<chart> -f values-<name>.yaml`; `--target kubernetes`
+    writes what that install would apply (needs helm: HPCBOX_HELM, the one
+    `scripts/kube.sh build` makes, or the PATH's), with a Namespace first.
+    """
+    from hpcbox.clusters.render.helm import chart_name, helm_values, values_yaml
+
+    if target not in ("helm", "kubernetes"):
+        raise InvalidInputError("one of helm, kubernetes", field="--target")
+    spec = _load_spec(spec_file)
+    options = _helm_options(
+        image_tag, image_prefix, pull_policy, service_type, storage_class,
+        nfs_server, nfs_path, keep_homes, ingress_host,
+    )  # fmt: skip
+    if target == "helm":
+        text = values_yaml(spec, helm_values(spec, options))
+        if out == "-":
+            sys.stdout.write(text)
+            return
+        directory = Path(out)
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / f"values-{spec.name}.yaml"
+        # Password hashes may be in it: private, as a Secret's file is.
+        _write(path, text, secret=True)
+        console.print(f"wrote {path} (chart {chart_name(spec)})")
+        return
+    _render_manifests(spec, options, namespace, out)
+
+
+def _render_manifests(spec: ClusterSpec, options: Any, namespace: str | None, out: str) -> None:
+    import yaml
+
+    from hpcbox.clusters.kube import charts_dir, render_manifests
+    from hpcbox.infra.kube import Helm, find_tool
+
+    settings = Settings.from_env()
+    ns = namespace or f"hpcbox-{spec.name}"
+    helm = Helm(find_tool("helm", settings.kube.helm))
+    manifests = render_manifests(spec, helm, charts_dir(settings), namespace=ns, options=options)
+    manifests.insert(0, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+    if out == "-":
+        sys.stdout.write(yaml.safe_dump_all(manifests, sort_keys=False))
+        return
     directory = Path(out)
     directory.mkdir(parents=True, exist_ok=True)
     for index, manifest in enumerate(manifests):
         kind = str(manifest.get("kind", "object")).lower()
-        meta = manifest.get("metadata", {})
-        path = directory / f"{index:02d}-{kind}-{meta.get('name', 'unnamed')}.yaml"
-        fd = os.open(
-            path,
-            os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW,
-            0o600 if kind == "secret" else 0o644,
-        )
-        with os.fdopen(fd, "w") as handle:
-            handle.write(manifests_yaml([manifest]))
-    console.print(f"wrote {len(manifests)} manifests to {directory}")
+        name = manifest.get("metadata", {}).get("name", "unnamed")
+        path = directory / f"{index:02d}-{kind}-{name}.yaml"
+        _write(path, yaml.safe_dump(manifest, sort_keys=False), secret=kind == "secret")
+    console.print(f"wrote {len(manifests)} manifests to {directory} (namespace {ns})")
 
 
 @images_app.command("build")

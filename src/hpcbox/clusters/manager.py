@@ -33,12 +33,22 @@ from hpcbox.clusters.images import ImageBuilder, image_tag
 from hpcbox.clusters.jupyter import JupyterKind, hub_url
 from hpcbox.clusters.keys import ClusterKeys, load_or_create_keys, remove_keys
 from hpcbox.clusters.kind import Kind, KindStatus
+from hpcbox.clusters.kube import KubeClusters, KubePlacement, ToolsFactory
+from hpcbox.clusters.kube.manager import RUNTIME as KUBERNETES
 from hpcbox.clusters.naming import LABEL_NODE, LABEL_ROLE
 from hpcbox.clusters.nodes import Nodes
 from hpcbox.clusters.registration import register_target, unregister_target
+from hpcbox.clusters.render.helm import HelmOptions
 from hpcbox.clusters.render.jupyter import front_host
 from hpcbox.clusters.slurm import SlurmKind, db_volume
-from hpcbox.clusters.spec import ClusterKind, ClusterSpec, ClusterState, UpAction, up_action
+from hpcbox.clusters.spec import (
+    ClusterKind,
+    ClusterSpec,
+    ClusterState,
+    RuntimeName,
+    UpAction,
+    up_action,
+)
 from hpcbox.clusters.status import ClusterStatus, NodeState
 from hpcbox.clusters.store import ClusterRecord, ClusterStore
 from hpcbox.core.errors import (
@@ -71,12 +81,15 @@ class ClusterManager:
         ready_timeout: float = 180.0,
         host_ca: str | None = None,
         preflight: bool = True,
+        kube_tools: ToolsFactory | None = None,
     ) -> None:
         """``host_ca``: a CA bundle that image builds trust (for pip and npm behind a
         TLS-intercepting proxy); see :class:`~hpcbox.clusters.images.ImageBuilder`.
         ``preflight``: run the container checks before each ``up``. ``progress``:
         a :class:`~hpcbox.core.progress.Reporter` (a bring-up is one step, and what
-        it waits for is shown) or a plain line callable."""
+        it waits for is shown) or a plain line callable. ``kube_tools``: helm and
+        kubectl for clusters on Kubernetes (default: the binaries, found as
+        :func:`~hpcbox.infra.kube.find_tool` says)."""
         self.settings = settings
         self.store = store
         self._runtime = runtime
@@ -85,6 +98,16 @@ class ClusterManager:
         self.ready_timeout = ready_timeout
         self.host_ca = host_ca
         self.preflight = preflight
+        self._kube_tools = kube_tools
+        self._kube: KubeClusters | None = None
+
+    def kube(self) -> KubeClusters:
+        """Clusters whose runtime is ``kubernetes`` (:mod:`hpcbox.clusters.kube`)."""
+        if self._kube is None:
+            self._kube = KubeClusters(
+                self.settings, store=self.store, reporter=self.reporter, tools=self._kube_tools
+            )
+        return self._kube
 
     def runtime(self, preference: str = "auto") -> Runtime:
         if self._runtime is None:
@@ -109,8 +132,19 @@ class ClusterManager:
 
     # -- bring-up -------------------------------------------------------------------
 
-    def up(self, spec: ClusterSpec, *, replace: bool = False) -> ClusterRecord:
+    def up(
+        self,
+        spec: ClusterSpec,
+        *,
+        replace: bool = False,
+        placement: KubePlacement | None = None,
+        helm_options: HelmOptions | None = None,
+    ) -> ClusterRecord:
         """Bring ``spec`` up and return its record once every node is ready.
+
+        Runtime ``kubernetes``: installs the kind's Helm chart in ``placement``
+        (default: the current kubeconfig context, namespace ``hpcbox-<name>``) with
+        ``helm_options`` (see :meth:`KubeClusters.up`).
 
         A cluster of that name that FAILED, or whose up was interrupted, is
         cleaned up (containers and network; homes and keys are kept) and brought
@@ -118,8 +152,24 @@ class ClusterManager:
         which takes it down first. UnavailableError, before anything is created
         or removed, when the container preflight fails.
         """
+        if spec.runtime is RuntimeName.KUBERNETES:
+            return self.kube().up(
+                spec,
+                placement or KubePlacement.for_cluster(spec.name),
+                options=helm_options,
+                replace=replace,
+            )
         with cluster_lock(self.settings.home, spec.name):
             existing = self.store.find(spec.name)
+            if (
+                existing is not None
+                and existing.runtime == KUBERNETES
+                and existing.state != ClusterState.DOWN
+            ):
+                raise ConflictError(
+                    f"cluster {spec.name!r} is on Kubernetes ({existing.state}): "
+                    f"`hpcbox cluster down {spec.name}` first"
+                )
             action = up_action(existing.state if existing else None, replace=replace)
             if action is UpAction.REFUSE:
                 state = existing.state if existing else "?"
@@ -220,6 +270,8 @@ class ClusterManager:
 
     def status(self, name: str) -> ClusterStatus:
         record = self.store.get(name)
+        if record.runtime == KUBERNETES:
+            return self.kube().status(record)
         keys = self._keys(name)
         nodes = self.nodes(name)
         kind_status = KindStatus()
@@ -271,6 +323,8 @@ class ClusterManager:
         """Run ``argv`` (no shell) on a node (default: the controller/login node, or
         the hub of kind jupyter)."""
         record = self.store.get(name)
+        if record.runtime == KUBERNETES:
+            return self.kube().exec(record, argv, node=node, user=user, stdin=stdin)
         if not argv:
             raise InvalidInputError("give a command to run", field="CMD")
         host = node or front_host(record.spec)
@@ -284,6 +338,9 @@ class ClusterManager:
         record = self.store.get(name)
         if record.ssh_port is None:
             raise PermanentError(f"cluster {name} has no SSH endpoint (state {record.state})")
+        host = "127.0.0.1"
+        if record.runtime == KUBERNETES:
+            host = self.kube().status(record).ssh["host"] or host
         keys = self._keys(name)
         return [
             "ssh",
@@ -297,7 +354,7 @@ class ClusterManager:
             "StrictHostKeyChecking=yes",
             "-o",
             "IdentitiesOnly=yes",
-            f"{user or 'root'}@127.0.0.1",
+            f"{user or 'root'}@{host}",
         ]
 
     # -- scaling --------------------------------------------------------------------
@@ -310,6 +367,8 @@ class ClusterManager:
         them."""
         if not 0 <= workers <= 64:
             raise InvalidInputError("must be between 0 and 64", field="--workers")
+        if self.store.get(name).runtime == KUBERNETES:
+            return self.kube().scale(name, workers, force=force, timeout=timeout)
         with cluster_lock(self.settings.home, name):
             return self._scale(name, workers, force=force, timeout=timeout)
 
@@ -344,6 +403,9 @@ class ClusterManager:
         """Remove the cluster's containers and network; homes (and accounting data,
         and the cluster's keys) are kept unless ``purge``."""
         record = self.store.get(name)
+        if record.runtime == KUBERNETES:
+            self.kube().down(record, purge=purge)
+            return
         rt = self.runtime(record.runtime)
         self._remove_nodes(name)
         if purge:

@@ -16,8 +16,11 @@ from hpcbox.jobs.targets import register_cluster_target, unregister_cluster_targ
 __all__ = ["register_target", "unregister_target"]
 
 
-def register_target(engine: Engine, spec: ClusterSpec, keys: ClusterKeys, port: int) -> None:
-    """Register the cluster, whose SSH login is published on ``port`` of 127.0.0.1.
+def register_target(
+    engine: Engine, spec: ClusterSpec, keys: ClusterKeys, port: int, *, host: str = "127.0.0.1"
+) -> None:
+    """Register the cluster, whose SSH login is published on ``port`` of ``host`` (the
+    loopback on Podman; a node's address for a NodePort on Kubernetes).
 
     Jobs go in as the first spec user (a regular user, as on any site), or root
     when there is none; the admin key is accepted for every user and the host key
@@ -25,7 +28,7 @@ def register_target(engine: Engine, spec: ClusterSpec, keys: ClusterKeys, port: 
     register_cluster_target(
         engine,
         spec.name,
-        host="127.0.0.1",
+        host=host,
         port=port,
         user=spec.users[0].name if spec.users else "root",
         key_path=str(keys.admin_key_path),

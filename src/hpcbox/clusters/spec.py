@@ -87,9 +87,13 @@ class MpiFlavour(StrEnum):
 
 
 class RuntimeName(StrEnum):
+    """Where the cluster runs: containers (Docker, Podman, or whichever is there), or
+    ``kubernetes``: a release of hpcbox's Helm chart on the current kubeconfig context."""
+
     DOCKER = "docker"
     PODMAN = "podman"
     AUTO = "auto"
+    KUBERNETES = "kubernetes"
 
 
 class ClusterState(StrEnum):

@@ -54,6 +54,7 @@ __all__ = [
     "ImagesSettings",
     "JobsSettings",
     "JudgeSettings",
+    "KubeSettings",
     "Settings",
     "SettingsGroup",
     "SlurmSettings",
@@ -460,6 +461,33 @@ class ImagesSettings(SettingsGroup):
     )
 
 
+class KubeSettings(SettingsGroup):
+    """Clusters on Kubernetes (``cluster up --runtime kubernetes``, ``cluster render``)."""
+
+    group: ClassVar[str] = "kube"
+
+    helm: str | None = _env(
+        None,
+        env="HPCBOX_HELM",
+        description="The helm binary. Unset: `${XDG_CACHE_HOME:-~/.cache}/hpcbox/kube/bin/helm` "
+        "(what `scripts/kube.sh build` makes), else `helm` on the PATH.",
+        shown_default="the cache's, else the PATH's",
+    )
+    kubectl: str | None = _env(
+        None,
+        env="HPCBOX_KUBECTL",
+        description="The kubectl binary, found as helm is.",
+        shown_default="the cache's, else the PATH's",
+    )
+    charts: str | None = _env(
+        None,
+        env="HPCBOX_CHARTS",
+        description="The directory holding hpcbox's Helm charts (hpcbox-slurm, "
+        "hpcbox-jupyter, hpcbox-operator).",
+        shown_default="`charts/` of the source checkout hpcbox runs from",
+    )
+
+
 # -- the one model --------------------------------------------------------------------
 
 #: Names of the first, flat model that still work as keywords and attributes:
@@ -501,6 +529,7 @@ class Settings(SettingsGroup):
     judge: JudgeSettings = Field(default_factory=JudgeSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     images: ImagesSettings = Field(default_factory=ImagesSettings)
+    kube: KubeSettings = Field(default_factory=KubeSettings)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
@@ -677,6 +706,7 @@ DEVELOPMENT: tuple[tuple[str, str], ...] = (
     ("HPCBOX_DEMO_CLUSTER", "`scripts/demo.sh`: the demo cluster's name (`demo`)"),
     ("HPCBOX_TEST_DATABASE_URL", "the PostgreSQL tests' server (`scripts/postgres.sh`)"),
     ("HPCBOX_TEST_BROKER_URL", "the Celery tests' Redis (`scripts/redis.sh`)"),
+    ("HPCBOX_TEST_KUBECONFIG", "the Kubernetes tests' cluster (`scripts/kube.sh`)"),
     ("HPCBOX_TEST_REDIS_PORT", "`scripts/redis.sh`: the port (`6379`)"),
     ("HPCBOX_TEST_CACHE", "the container tests' image cache (`/var/tmp/hpcbox-test-cache`)"),
     ("HPCBOX_TEST_REBUILD_IMAGES", "the image tests: `1` rebuilds every image"),
@@ -700,7 +730,7 @@ def configuration_page() -> str:
 hpcbox reads its configuration from `HPCBOX_*` environment variables, every one
 of them into one typed model, `hpcbox.core.settings.Settings`: the state directory
 and store at its top, a group per part beneath (`settings.jobs`, `settings.slurm`,
-`settings.judge`, `settings.api`, `settings.images`). An empty variable counts as
+`settings.judge`, `settings.api`, `settings.images`, `settings.kube`). An empty variable counts as
 unset; a value that does not parse stops the command with the variable's name
 (exit code 2).
 

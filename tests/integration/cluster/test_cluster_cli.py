@@ -122,6 +122,7 @@ def test_bad_specs_are_refused(cluster_settings: Settings, tmp_path: Path) -> No
 
 
 def test_render_kubernetes(cluster_settings: Settings, tmp_path: Path) -> None:
+    """--target kubernetes is the chart's `helm template` (needs helm, as tests/unit/charts)."""
     import kubernetes_validate
     import yaml
 
@@ -144,6 +145,8 @@ def test_render_kubernetes(cluster_settings: Settings, tmp_path: Path) -> None:
         manifest = yaml.safe_load(path.read_text())
         kubernetes_validate.validate(manifest, "1.30.0", strict=True)
         kinds.add(manifest["kind"])
+        if manifest["kind"] == "Secret":
+            assert path.stat().st_mode & 0o077 == 0
     assert {
         "Namespace",
         "Secret",
@@ -152,3 +155,16 @@ def test_render_kubernetes(cluster_settings: Settings, tmp_path: Path) -> None:
         "Service",
         "PersistentVolumeClaim",
     } <= kinds
+
+
+def test_render_helm_values(cluster_settings: Settings, tmp_path: Path) -> None:
+    import yaml
+
+    spec = Path(__file__).resolve().parents[3] / "examples" / "clusters" / "accounting.yaml"
+    proc = hpcbox(
+        cluster_settings, "cluster", "render", "-f", str(spec), "--target", "helm",
+        "--image-tag", "dev", "-o", "-",
+    )  # fmt: skip
+    values = yaml.safe_load(proc.stdout)
+    assert values["accounting"] is True and values["image"] == {"tag": "dev"}
+    assert proc.stdout.startswith("# Values of chart hpcbox-slurm")

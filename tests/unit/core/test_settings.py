@@ -60,6 +60,9 @@ SAMPLES: dict[str, tuple[str, Any]] = {
     "HPCBOX_SYSTEM_CACHE_DIR": ("/srv/cache", Path("/srv/cache")),
     "HPCBOX_API_TOKEN": ("api-token", "api-token"),
     "HPCBOX_IMAGES_HOST_CA": ("none", "none"),
+    "HPCBOX_HELM": ("/opt/bin/helm", "/opt/bin/helm"),
+    "HPCBOX_KUBECTL": ("/opt/bin/kubectl", "/opt/bin/kubectl"),
+    "HPCBOX_CHARTS": ("/srv/charts", "/srv/charts"),
 }
 
 

@@ -12,7 +12,7 @@ import docker
 import pytest
 
 import hpcbox
-from hpcbox.clusters.images import ROLES, ImageBuilder, image_tag, latest_tag
+from hpcbox.clusters.images import ROLES, ImageBuilder, image_tag, latest_tag, version_tag
 from hpcbox.clusters.images import builder as builder_module
 from hpcbox.clusters.images import hostca as hostca_module
 from hpcbox.clusters.images.backends import DockerApiBackend, PodmanCliBackend
@@ -94,8 +94,14 @@ def test_offline_build_bootstraps_debian_then_builds_base_first(
     }
     assert backend.build_args["slurm-worker"]["BASE_IMAGE"] == image_tag("base")
     assert backend.build_args["jupyter"]["BASE_IMAGE"] == image_tag("slurm-controller")
+    assert backend.build_args["operator"] == {
+        "HPCBOX_VERSION": hpcbox.__version__,
+        "DEBIAN_IMAGE": BOOTSTRAPPED_IMAGE,
+    }
     for role in ROLES:
         assert latest_tag(role) in images.tags
+        # What the Helm charts name (their appVersion).
+        assert version_tag(role) in images.tags
     assert builder.missing() == []
     assert any("bootstrapping" in line for line in lines)
 
@@ -163,6 +169,7 @@ def test_a_failed_build_stops_the_rest(
         "slurmdbd",
         "mariadb",
         "jupyter",
+        "operator",
     ]
 
 

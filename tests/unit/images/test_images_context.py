@@ -5,12 +5,16 @@ from __future__ import annotations
 import io
 import re
 import tarfile
+import zipfile
 
 import pytest
 
+import hpcbox
 from hpcbox.clusters.images import ROLES
 from hpcbox.clusters.images.context import context_dir, context_files, context_tar
 from hpcbox.clusters.images.hostca import CONTEXT_DIR, CONTEXT_FILE
+from hpcbox.clusters.images.roles import ROOT_ROLES
+from hpcbox.clusters.images.wheel import hpcbox_wheel, wheel_name
 
 
 def containerfile(role: str) -> str:
@@ -35,13 +39,19 @@ def test_every_copied_file_is_in_the_context(role: str) -> None:
             continue
         if source == f"{CONTEXT_DIR}/":
             continue  # the builder adds it (the CA bundle or a placeholder)
+        if source.endswith("/"):
+            assert any(name.startswith(source) for name in files), f"{role}: COPY {source}"
+            continue
         assert source in files, f"{role}: COPY {source} but the context lacks it"
 
 
-def test_roles_other_than_base_build_on_the_base() -> None:
-    for role in ROLES[1:]:
-        assert "ARG BASE_IMAGE=" in containerfile(role)
-    assert "ARG DEBIAN_IMAGE=docker.io/library/debian:bookworm" in containerfile("base")
+def test_roles_other_than_the_roots_build_on_the_base() -> None:
+    for role in ROLES:
+        if role in ROOT_ROLES:
+            assert "ARG DEBIAN_IMAGE=docker.io/library/debian:bookworm" in containerfile(role)
+        else:
+            assert "ARG BASE_IMAGE=" in containerfile(role)
+    assert ROOT_ROLES == {"base", "operator"}
 
 
 def test_no_secrets_are_baked_in() -> None:
@@ -138,5 +148,46 @@ def test_only_the_jupyter_install_stage_sees_the_host_ca() -> None:
     assert "hostca" not in final
     assert "COPY --from=install /opt/jupyter /opt/jupyter" in final
     for role in ROLES:
-        if role != "jupyter":
+        if role not in ("jupyter", "operator"):
             assert "hostca" not in containerfile(role), role
+
+
+def test_the_operator_image_holds_this_hpcbox_with_its_operator_extra() -> None:
+    files = context_files("operator")
+    text = containerfile("operator")
+    name = f"wheels/{wheel_name()}"
+    assert name in files and wheel_name() == f"hpcbox-{hpcbox.__version__}-py3-none-any.whl"
+    assert '"/wheels/hpcbox-${HPCBOX_VERSION}-py3-none-any.whl[operator]"' in text
+    assert 'ENTRYPOINT ["/usr/bin/tini", "--", "python", "-m", "hpcbox.operator"]' in text
+    # The chart runs it as 10001 with a read-only root filesystem.
+    assert "USER 10001:10001" in text
+    with zipfile.ZipFile(io.BytesIO(files[name])) as wheel:
+        names = set(wheel.namelist())
+        info = f"hpcbox-{hpcbox.__version__}.dist-info"
+        assert {"hpcbox/operator/__main__.py", "hpcbox/core/version.py"} <= names
+        assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
+        meta = wheel.read(f"{info}/METADATA").decode()
+        assert f"Version: {hpcbox.__version__}\n" in meta
+        assert 'Requires-Dist: kopf>=1.45; extra == "operator"' in meta
+        # The job engine finds its backends through this entry point.
+        assert "[hpcbox.backends]" in wheel.read(f"{info}/entry_points.txt").decode()
+        record = wheel.read(f"{info}/RECORD").decode()
+        assert f"{info}/RECORD,,\n" in record and "hpcbox/operator/__main__.py,sha256=" in record
+    pins = files["constraints.txt"].decode().splitlines()
+    assert any(p.startswith("kopf==") for p in pins) and any(
+        p.startswith("lightkube==") for p in pins
+    )
+    assert not any(p.startswith(("celery==", "pytest==", "hpcbox==")) for p in pins)
+    # Deterministic: the digest (the image's tag) moves only when hpcbox does.
+    assert hpcbox_wheel() == files[name]
+
+
+def test_only_the_operator_install_stage_sees_the_host_ca() -> None:
+    stages = re.split(r"^FROM ", containerfile("operator"), flags=re.M)[1:]
+    assert [s.split("\n", 1)[0] for s in stages] == [
+        "${DEBIAN_IMAGE} AS system",
+        "system AS install",
+        "system",
+    ]
+    assert "COPY hostca/ /hostca/" in stages[1] and "hostca" not in stages[2]
+    assert "pip" not in stages[2]

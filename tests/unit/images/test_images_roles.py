@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 import hpcbox
-from hpcbox.clusters.images import ROLES, image_tag, latest_tag
-from hpcbox.clusters.images.roles import build_plan, content_digest
+from hpcbox.clusters.images import ROLES, image_tag, latest_tag, version_tag
+from hpcbox.clusters.images.roles import build_plan, content_digest, parent_role
 from hpcbox.core.errors import InvalidInputError
 
 
@@ -24,7 +24,19 @@ def test_tags_carry_the_hpcbox_version_and_a_content_digest() -> None:
         "hpcbox/slurmdbd",
         "hpcbox/mariadb",
         "hpcbox/jupyter",
+        "hpcbox/operator",
     ]
+
+
+def test_the_version_tag_is_what_the_charts_name() -> None:
+    assert version_tag("operator") == f"hpcbox/operator:{hpcbox.__version__}"
+    assert version_tag("slurm-worker") == f"hpcbox/slurm-worker:{hpcbox.__version__}"
+
+
+def test_the_operator_image_builds_from_debian_alone() -> None:
+    assert parent_role("operator") is None and parent_role("base") is None
+    assert build_plan(["operator"], [], force=False) == ["operator"]
+    assert content_digest("operator") != content_digest("base")
 
 
 @pytest.mark.parametrize("role", ["", "jupyterhub", "base;rm", "../base", "BASE"])
@@ -39,7 +51,12 @@ def test_everything_missing_builds_base_first() -> None:
 
 def test_only_missing_roles_are_built() -> None:
     present = ["base", "slurm-controller", "mariadb"]
-    assert build_plan(ROLES, present, force=False) == ["slurm-worker", "slurmdbd", "jupyter"]
+    assert build_plan(ROLES, present, force=False) == [
+        "slurm-worker",
+        "slurmdbd",
+        "jupyter",
+        "operator",
+    ]
     assert build_plan(ROLES, list(ROLES), force=False) == []
 
 

@@ -254,5 +254,7 @@ def test_rbac_is_least_privilege() -> None:
     )
     assert pod["securityContext"]["runAsNonRoot"] is True
     container = pod["containers"][0]
-    assert container["command"][:2] == ["hpcbox", "operator"]
+    # The operator image (`hpcbox images build --role operator`), as the chart runs it.
+    assert container["command"] == ["python", "-m", "hpcbox.operator"]
+    assert container["args"][:2] == ["--namespace", "hpcbox"]
     assert container["securityContext"]["readOnlyRootFilesystem"] is True

@@ -9,7 +9,7 @@ import pytest
 MODULES = [
     "hpcbox.clusters.render",
     "hpcbox.clusters.render.accounts",
-    "hpcbox.clusters.render.kubernetes",
+    "hpcbox.clusters.render.helm",
     "hpcbox.clusters.render.layout",
     "hpcbox.clusters.render.mpi",
     "hpcbox.clusters.render.slurm",

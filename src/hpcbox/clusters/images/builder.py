@@ -15,13 +15,13 @@ from hpcbox.clusters.images.context import context_files
 from hpcbox.clusters.images.debian import BOOTSTRAPPED_IMAGE, UPSTREAM_IMAGE, bootstrap_rootfs
 from hpcbox.clusters.images.hostca import ENV_VAR, HostCa, host_ca_context, resolve_host_ca
 from hpcbox.clusters.images.roles import (
-    BASE_ROLE,
     ROLES,
     build_plan,
     check_roles,
     image_tag,
     latest_tag,
     parent_role,
+    version_tag,
 )
 from hpcbox.core.errors import HpcboxError, UnavailableError
 from hpcbox.core.progress import Reporter, as_reporter
@@ -114,8 +114,9 @@ class ImageBuilder:
         """Build the missing images of ``roles`` (all of them with ``force``); return their tags.
 
         The base is built first whenever it is needed and absent. Each image
-        is tagged ``hpcbox/<role>:<version>`` and ``:latest``; the versioned
-        tags are returned in build order. Raises UnavailableError when no
+        is tagged ``hpcbox/<role>:<version>-<digest>``, ``:<version>`` (what the
+        Helm charts name) and ``:latest``; the digest tags are returned in build
+        order. Raises UnavailableError when no
         Debian base can be had (no registry and no debootstrap), PermanentError
         when a build fails (with its last output lines and the log's path),
         InvalidInputError for an unknown role or an unusable ``host_ca``.
@@ -157,10 +158,11 @@ class ImageBuilder:
         built: list[str] = []
         for index, role in enumerate(plan, start=1):
             args = dict(base_args)
-            if role == BASE_ROLE:
+            parent = parent_role(role)
+            if parent is None:
                 args["DEBIAN_IMAGE"] = self._debian_image(backend)
             else:
-                args["BASE_IMAGE"] = image_tag(parent_role(role) or BASE_ROLE)
+                args["BASE_IMAGE"] = image_tag(parent)
             tag = image_tag(role)
             with self._log.step(
                 f"building {tag} ({index} of {len(plan)})",
@@ -168,7 +170,7 @@ class ImageBuilder:
             ):
                 backend.build(
                     {**context_files(role), **extra},
-                    tags=[tag, latest_tag(role)],
+                    tags=[tag, version_tag(role), latest_tag(role)],
                     build_args=args,
                 )
             built.append(tag)

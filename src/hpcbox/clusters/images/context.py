@@ -1,7 +1,9 @@
 """The build contexts: each role's Containerfile and the files it copies.
 
 They ship as package data under ``hpcbox/clusters/images/containerfiles/<role>/``, so an
-installed hpcbox builds its images without a source checkout.
+installed hpcbox builds its images without a source checkout. The ``operator`` role's
+context also holds hpcbox itself, as a wheel made from the installed package
+(:mod:`hpcbox.clusters.images.wheel`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path, PurePosixPath
 
+from hpcbox.clusters.images.wheel import operator_context
 from hpcbox.core.errors import InvalidInputError
 
 __all__ = ["CONTAINERFILE", "context_dir", "context_files", "context_tar"]
@@ -49,6 +52,8 @@ def context_files(role: str) -> dict[str, bytes]:
                 found[f"{prefix}{child.name}"] = child.read_bytes()
 
     walk(_role_root(role), "")
+    if role == "operator":
+        found.update(operator_context())
     return found
 
 

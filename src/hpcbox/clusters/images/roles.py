@@ -1,7 +1,13 @@
 """The node roles hpcbox builds images for, their tags and build order.
 
-Every role but ``base`` is built ``FROM`` its parent (:data:`PARENTS`, the base
-unless said otherwise), so parents come first whenever they have to be built.
+Every role but the roots (:data:`ROOT_ROLES`: ``base``, and the lean ``operator``
+image) is built ``FROM`` its parent (:data:`PARENTS`, the base unless said
+otherwise), so parents come first whenever they have to be built; the roots are
+built from the Debian image itself.
+
+Each image is tagged three ways: :func:`image_tag` (``<version>-<content digest>``,
+what this hpcbox runs on Podman), :func:`version_tag` (``<version>``, what the Helm
+charts name: their ``appVersion``) and :func:`latest_tag`.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ __all__ = [
     "BASE_ROLE",
     "REPOSITORY_PREFIX",
     "ROLES",
+    "ROOT_ROLES",
     "build_plan",
     "check_roles",
     "content_digest",
@@ -25,10 +32,22 @@ __all__ = [
     "latest_tag",
     "parent_role",
     "repository",
+    "version_tag",
 ]
 
-ROLES = ("base", "slurm-controller", "slurm-worker", "slurmdbd", "mariadb", "jupyter")
+ROLES = (
+    "base",
+    "slurm-controller",
+    "slurm-worker",
+    "slurmdbd",
+    "mariadb",
+    "jupyter",
+    "operator",
+)
 BASE_ROLE = "base"
+#: Roles built from the Debian image rather than another role: the base, and the
+#: operator (a Python service: no munge, sshd or SLURM).
+ROOT_ROLES = frozenset({BASE_ROLE, "operator"})
 #: Roles built on another role than the base (listed after it in ROLES). The
 #: JupyterHub image extends the SLURM login image, so a SLURM login node can run it.
 PARENTS = {"jupyter": "slurm-controller"}
@@ -51,9 +70,9 @@ def repository(role: str) -> str:
 
 
 def parent_role(role: str) -> str | None:
-    """The role whose image ``role`` is built from (None for the base)."""
+    """The role whose image ``role`` is built from (None for the roots)."""
     check_roles([role])
-    return None if role == BASE_ROLE else PARENTS.get(role, BASE_ROLE)
+    return None if role in ROOT_ROLES else PARENTS.get(role, BASE_ROLE)
 
 
 def image_tag(role: str) -> str:
@@ -76,6 +95,12 @@ def content_digest(role: str) -> str:
     for name, data in sorted(context_files(role).items()):
         digest.update(name.encode() + b"\0" + data + b"\0")
     return digest.hexdigest()[:10]
+
+
+def version_tag(role: str) -> str:
+    """``hpcbox/<role>:<version>``: what the Helm charts name (their appVersion), moved
+    to each new build of this version."""
+    return f"{repository(role)}:{__version__}"
 
 
 def latest_tag(role: str) -> str:

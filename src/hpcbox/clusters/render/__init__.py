@@ -2,8 +2,9 @@
 the text and manifests that realise it.
 
 slurm.conf, cgroup.conf and slurmdbd.conf (:mod:`.slurm`), MPI hostfiles
-(:mod:`.mpi`), Unix accounts and SLURM associations (:mod:`.accounts`) and
-Kubernetes manifests (:mod:`.kubernetes`); :mod:`.layout` names the hostnames,
+(:mod:`.mpi`), Unix accounts and SLURM associations (:mod:`.accounts`) and the
+values of hpcbox's Helm charts (:mod:`.helm`: on Kubernetes, the charts under
+``charts/`` are the one source of the manifests); :mod:`.layout` names the hostnames,
 ports and paths they share with the images and runtimes. Nothing here does I/O:
 callers write the results where they belong.
 """
@@ -17,12 +18,7 @@ from hpcbox.clusters.render.accounts import (
     sacctmgr_commands,
     shadow_lines,
 )
-from hpcbox.clusters.render.kubernetes import (
-    ClusterSecrets,
-    manifest_files,
-    manifests_yaml,
-    render_kubernetes,
-)
+from hpcbox.clusters.render.helm import HelmOptions, chart_name, helm_values, values_yaml
 from hpcbox.clusters.render.layout import (
     CONTROLLER_HOST,
     DB_HOST,
@@ -44,20 +40,20 @@ __all__ = [
     "DB_HOST",
     "WORKER_PREFIX",
     "Account",
-    "ClusterSecrets",
+    "HelmOptions",
     "accounts",
     "authorized_keys",
+    "chart_name",
     "group_lines",
-    "manifest_files",
-    "manifests_yaml",
+    "helm_values",
     "passwd_lines",
     "render_cgroup_conf",
     "render_hostfile",
-    "render_kubernetes",
     "render_slurm_conf",
     "render_slurmdbd_conf",
     "sacctmgr_commands",
     "shadow_lines",
     "slurmd_conf_arg",
+    "values_yaml",
     "worker_name",
 ]
