@@ -99,15 +99,20 @@ ensure_packages() {
     done
     [ "${#missing[@]}" -eq 0 ] && return 0
     [ "$(id -u)" = 0 ] || die "missing Debian packages (${missing[*]}); run as root"
-    log "apt-get install ${missing[*]}"
+    log "apt-get install ${missing[*]} (output: $CACHE/apt.log)"
+    mkdir -p "$CACHE"
     # policy-rc.d: Debian's containerd package must not start a system containerd.
     local prc=/usr/sbin/policy-rc.d created=0
     if [ ! -e "$prc" ]; then
         printf '#!/bin/sh\nexit 101\n' >"$prc" && chmod +x "$prc" && created=1
     fi
-    DEBIAN_FRONTEND=noninteractive apt-get -qq update >&2
-    DEBIAN_FRONTEND=noninteractive apt-get -qq install -y --no-install-recommends \
-        "${missing[@]}" >&2
+    if ! { DEBIAN_FRONTEND=noninteractive apt-get -q update &&
+        DEBIAN_FRONTEND=noninteractive apt-get -q install -y --no-install-recommends \
+            "${missing[@]}"; } >"$CACHE/apt.log" 2>&1; then
+        [ "$created" = 1 ] && rm -f "$prc"
+        tail -n 20 "$CACHE/apt.log" >&2
+        die "apt-get failed (log: $CACHE/apt.log)"
+    fi
     [ "$created" = 1 ] && rm -f "$prc"
     return 0
 }
@@ -177,8 +182,12 @@ build_kubernetes() {
         k8s.io/kubernetes/cmd/kube-proxy \
         k8s.io/kubernetes/cmd/kubectl \
         go.etcd.io/etcd/server/v3) >&2
-    # The etcd server's main package is the module's root: go names its binary "v3".
-    mv "$KBIN.tmp/v3" "$KBIN.tmp/etcd"
+    # The etcd server's main package is the module's root (go.etcd.io/etcd/server/v3):
+    # go names its binary "server" (older go: "v3").
+    local n
+    for n in server v3; do
+        if [ -e "$KBIN.tmp/$n" ]; then mv "$KBIN.tmp/$n" "$KBIN.tmp/etcd"; fi
+    done
     rm -rf "$KBIN" && mv "$KBIN.tmp" "$KBIN"
     log "kubernetes built in $((SECONDS - t)) s"
 }
@@ -232,6 +241,8 @@ build_binaries() {
     go_install "github.com/rancher/local-path-provisioner@$LOCAL_PATH_VERSION" \
         "$LOCAL_PATH" local-path-provisioner
     build_helm
+    # kubectl beside helm, for users' PATH and the tests.
+    ln -sfn "$KBIN/kubectl" "$CACHE/bin/kubectl"
 }
 
 # --- The cluster's shape -------------------------------------------------------------
@@ -531,13 +542,13 @@ start_daemon() {
 }
 
 stop_daemon() {
-    local name="$1" pid i
+    local name="$1" pid
     pid="$(pid_of "$name")" || {
         rm -f "$RUN/$name.pid"
         return 0
     }
     kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 1 60); do
+    for _ in $(seq 1 60); do
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.25
     done
@@ -596,6 +607,7 @@ component_argv() {
             --trusted-ca-file "$PKI/ca.crt" --client-cert-auth --log-level warn)
         ;;
     kube-apiserver)
+        # shellcheck disable=SC2054 # the commas are in flag values
         ARGV=("$k/kube-apiserver" --advertise-address="$NODE_IP"
             --bind-address=0.0.0.0 --secure-port="$API_PORT"
             --etcd-servers="https://127.0.0.1:$ETCD_PORT" --etcd-cafile="$PKI/ca.crt"
@@ -825,7 +837,9 @@ stop_cluster() {
     # 5. The kubelet's cgroups, its log links, the sysctls it changed.
     local d
     for d in /sys/fs/cgroup/*/kubepods /sys/fs/cgroup/kubepods; do
-        [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || true
+        if [ -d "$d" ]; then
+            find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || true
+        fi
     done
     if [ -d /var/log/containers ]; then
         for m in /var/log/containers/*.log; do
@@ -907,4 +921,6 @@ main() {
     esac
 }
 
-main "$@"
+# One line: bash has read all of it before main runs, so an edit of this file during a
+# long build cannot feed the running shell a half line.
+main "$@"; exit
