@@ -518,7 +518,8 @@ pid_of() {
     pid="$(cat "$RUN/$1.pid" 2>/dev/null)" || return 1
     [[ "$pid" =~ ^[0-9]+$ ]] || return 1
     # Ours only: every daemon's command line names the state dir.
-    tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "$STATE" || return 1
+    [ -r "/proc/$pid/cmdline" ] || return 1
+    tr '\0' '\n' <"/proc/$pid/cmdline" | grep -qF "$STATE" || return 1
     echo "$pid"
 }
 
@@ -537,7 +538,8 @@ start_daemon() {
     shift
     log "starting $name"
     printf '==== %s starting: %s\n' "$(date -u +%FT%TZ)" "$*" >>"$LOGS/$name.log"
-    setsid "$@" </dev/null >>"$LOGS/$name.log" 2>&1 &
+    # fd 9 (the lock) closed: a daemon must not hold kube.sh's lock.
+    setsid "$@" </dev/null >>"$LOGS/$name.log" 2>&1 9>&- &
     echo "$!" >"$RUN/$name.pid"
 }
 
@@ -720,8 +722,7 @@ up() {
     build_binaries
     build_images
     mkdir -p "$STATE" "$RUN" "$LOGS"
-    exec 9>"$STATE/lock"
-    flock 9
+    take_lock
     find_node_ip
     check_cidrs
     ensure_pki
@@ -739,6 +740,11 @@ up() {
     wait_ready
     log "ready (node $NODE_NAME, API https://127.0.0.1:$API_PORT)"
     echo "$ADMIN_KUBECONFIG"
+}
+
+take_lock() {
+    exec 9>"$STATE/lock"
+    flock -w 300 9 || die "another kube.sh has held $STATE/lock for 5 minutes"
 }
 
 # --- Stop ----------------------------------------------------------------------------
@@ -766,10 +772,27 @@ cleanup_cni_iptables() {
     done
 }
 
+# The kubelet's own chains (KUBE-FIREWALL guards 127.0.0.0/8 from route_localnet; the
+# canaries detect a flush): kube-proxy --cleanup leaves them.
+cleanup_kubelet_iptables() {
+    local ipt table chain
+    for ipt in iptables ip6tables; do
+        command -v "$ipt" >/dev/null || continue
+        while "$ipt" -w -t filter -D INPUT -j KUBE-FIREWALL 2>/dev/null; do :; done
+        while "$ipt" -w -t filter -D OUTPUT -j KUBE-FIREWALL 2>/dev/null; do :; done
+        for table in filter nat mangle; do
+            for chain in KUBE-FIREWALL KUBE-KUBELET-CANARY KUBE-IPTABLES-HINT; do
+                if "$ipt" -w -t "$table" -F "$chain" 2>/dev/null; then
+                    "$ipt" -w -t "$table" -X "$chain" 2>/dev/null || true
+                fi
+            done
+        done
+    done
+}
+
 stop_cluster() {
     mkdir -p "$RUN"
-    exec 9>"$STATE/lock"
-    flock 9
+    take_lock
     local t=$SECONDS
     # 1. Let the kubelet tear the pods down (CNI DEL frees IPs, veths, iptables rules):
     #    controllers first, so that nothing recreates them.
@@ -832,6 +855,7 @@ stop_cluster() {
     # 4. Network: the bridge, CNI's rules and caches, the IP reservations.
     ip link del "$BRIDGE" 2>/dev/null || true
     cleanup_cni_iptables
+    cleanup_kubelet_iptables
     rm -f /var/lib/cni/results/hpcbox-kube-* 2>/dev/null || true
     rm -rf "$STATE/cni/ipam"
     # 5. The kubelet's cgroups, its log links, the sysctls it changed.
