@@ -529,7 +529,7 @@ fail_component() {
     local name="$1" why="$2" logf="$LOGS/$1.log"
     log "ERROR: $name $why"
     log "log: $logf"
-    tail -n 30 "$logf" >&2 2>/dev/null || true
+    tail -n 15 "$logf" 2>/dev/null | cut -c1-400 >&2 || true
     exit 1
 }
 
@@ -871,6 +871,11 @@ stop_cluster() {
         done
         rmdir /var/log/containers 2>/dev/null || true
     fi
+    # containerd 1.6 keeps its FIFOs and shim sockets in /run/containerd whatever its
+    # state dir: removed when empty (a system containerd's would not be).
+    for d in /run/containerd/fifo /run/containerd/s /run/containerd; do
+        rmdir "$d" 2>/dev/null || true
+    done
     restore_sysctls
     log "stopped in $((SECONDS - t)) s"
 }
@@ -911,9 +916,13 @@ load_images() {
         podman save -q --format docker-archive "$name" | ctr_ images import - >/dev/null
         # Podman names an unqualified image localhost/NAME; a pod spec's NAME means
         # docker.io/NAME: both names point at it.
+        # (docker.io/library/NAME for a one-part NAME).
         case "$name" in
-        localhost/*)
+        localhost/*/*)
             ctr_ images tag --force "$name" "docker.io/${name#localhost/}" >/dev/null
+            ;;
+        localhost/*)
+            ctr_ images tag --force "$name" "docker.io/library/${name#localhost/}" >/dev/null
             ;;
         esac
     done

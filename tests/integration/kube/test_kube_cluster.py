@@ -309,6 +309,28 @@ def test_rbac_denies_a_service_account_until_a_role_allows_it(k: Kubectl, tmp_pa
     assert as_reader.run("get", "secrets", check=False).returncode != 0
 
 
+def test_load_copies_a_podman_image_into_the_cluster(k: Kubectl, tmp_path: Path) -> None:
+    """hpcbox's own images (hpcbox/<role>:<tag>) reach the cluster this way."""
+    require(shutil.which("podman") is not None, "no podman")
+    tag = f"hpcbox/kube-load-test:{uuid.uuid4().hex[:8]}"
+    (tmp_path / "busybox").write_bytes(Path("/bin/busybox").read_bytes())
+    (tmp_path / "busybox").chmod(0o755)
+    (tmp_path / "Containerfile").write_text(
+        'FROM scratch\nCOPY busybox /busybox\nENTRYPOINT ["/busybox", "echo", "loaded"]\n'
+    )
+    subprocess.run(["podman", "build", "-q", "-t", tag, str(tmp_path)], check=True, timeout=300)
+    try:
+        subprocess.run(["bash", str(KUBE_SH), "load", tag], check=True, timeout=300)
+    finally:
+        subprocess.run(["podman", "rmi", "-f", tag], check=False, timeout=120)
+    spec = pod("loaded", [], restartPolicy="Never")
+    del spec["spec"]["containers"][0]["command"]
+    spec["spec"]["containers"][0].update(image=tag, imagePullPolicy="Never")
+    k.apply(spec)
+    k.run("wait", "--for=jsonpath={.status.phase}=Succeeded", "pod/loaded", "--timeout=120s")
+    assert k.out("logs", "loaded").strip() == "loaded"
+
+
 def test_a_second_start_is_quick_and_prints_the_same_kubeconfig(kubeconfig: str) -> None:
     started = time.monotonic()
     again = _start_cluster()
