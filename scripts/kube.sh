@@ -543,30 +543,40 @@ start_daemon() {
     echo "$!" >"$RUN/$name.pid"
 }
 
+# Stops daemons together (each takes a second or two to shut down gracefully):
+# SIGTERM to all, SIGKILL to those still there after 15 s.
 stop_daemon() {
-    local name="$1" pid
-    pid="$(pid_of "$name")" || {
+    local name pid pids=() _
+    for name in "$@"; do
+        if pid="$(pid_of "$name")"; then
+            kill -TERM "$pid" 2>/dev/null || true
+            pids+=("$pid")
+        fi
         rm -f "$RUN/$name.pid"
-        return 0
-    }
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 1 60); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.25
     done
-    if kill -0 "$pid" 2>/dev/null; then
-        log "$name did not stop in 15 s: SIGKILL"
-        kill -KILL "$pid" 2>/dev/null || true
-        sleep 0.5
-    fi
-    rm -f "$RUN/$name.pid"
+    [ "${#pids[@]}" -gt 0 ] || return 0
+    local alive
+    for _ in $(seq 1 150); do
+        alive=0
+        for pid in "${pids[@]}"; do
+            if kill -0 "$pid" 2>/dev/null; then alive=1; fi
+        done
+        [ "$alive" = 1 ] || return 0
+        sleep 0.1
+    done
+    log "$* did not stop in 15 s: SIGKILL"
+    kill -KILL "${pids[@]}" 2>/dev/null || true
+    sleep 0.5
 }
 
 curl_() { curl -fsS --max-time 3 "$@"; }
 
 healthy() {
     case "$1" in
-    containerd) ctr --address "$SOCK" version >/dev/null 2>&1 ;;
+    containerd)
+        [ -S "$SOCK" ] &&
+            ctr --address "$SOCK" --connect-timeout 2s version >/dev/null 2>&1
+        ;;
     etcd)
         curl_ --cacert "$PKI/ca.crt" --cert "$PKI/apiserver-etcd-client.crt" \
             --key "$PKI/apiserver-etcd-client.key" \
@@ -794,22 +804,10 @@ stop_cluster() {
     mkdir -p "$RUN"
     take_lock
     local t=$SECONDS
-    # 1. Let the kubelet tear the pods down (CNI DEL frees IPs, veths, iptables rules):
-    #    controllers first, so that nothing recreates them.
-    if is_running kubelet && healthy kube-apiserver; then
-        stop_daemon kube-controller-manager
-        stop_daemon kube-scheduler
-        log "deleting all pods"
-        kubectl_ delete pods --all --all-namespaces --force --grace-period=0 \
-            --wait=false >/dev/null 2>&1 || true
-        local end=$((SECONDS + 60))
-        while [ "$SECONDS" -lt "$end" ] &&
-            [ -n "$(ctr_ tasks ls -q 2>/dev/null | head -n1)" ]; do
-            sleep 1
-        done
-    fi
-    stop_daemon kubelet
-    stop_daemon kube-proxy
+    # 1. The kubelet first (it would restart what is killed below), then kube-proxy and
+    #    its rules. Pods stay in the API: like a node's reboot, the next start runs
+    #    them again (new sandboxes, new IPs).
+    stop_daemon kubelet kube-proxy
     if [ -x "$KBIN/kube-proxy" ]; then
         "$KBIN/kube-proxy" --cleanup --v=0 >>"$LOGS/kube-proxy.log" 2>&1 || true
     fi
@@ -828,11 +826,12 @@ stop_cluster() {
         for id in $(ctr_ containers ls -q 2>/dev/null); do
             ctr_ tasks rm -f "$id" >/dev/null 2>&1 || true
             ctr_ containers rm "$id" >/dev/null 2>&1 || true
+            # libcni's cache of the sandbox's networks (eth0 on our bridge, lo).
+            rm -f "/var/lib/cni/results/hpcbox-kube-$id-eth0" \
+                "/var/lib/cni/results/cni-loopback-$id-lo"
         done
     fi
-    stop_daemon kube-controller-manager
-    stop_daemon kube-scheduler
-    stop_daemon kube-apiserver
+    stop_daemon kube-controller-manager kube-scheduler kube-apiserver
     stop_daemon etcd
     stop_daemon containerd
     # Shims of our containerd that outlived it (their command line names our socket).
