@@ -17,6 +17,10 @@ export HPCBOX_TEST_DATABASE_URL
 # Redis: the Celery broker of the judge queue's tests.
 HPCBOX_TEST_BROKER_URL="$(bash scripts/redis.sh)"
 export HPCBOX_TEST_BROKER_URL
+# Kubernetes: a real single node (scripts/kube.sh; docs/kubernetes.md). The first run
+# on a machine builds it from Go modules (long); later runs reuse the cache.
+HPCBOX_TEST_KUBECONFIG="$(bash scripts/kube.sh)"
+export HPCBOX_TEST_KUBECONFIG
 echo "==> ruff"
 .venv/bin/ruff check src tests bench
 .venv/bin/ruff format --check src tests bench

@@ -42,6 +42,9 @@ def _clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
         if key.startswith("HPCBOX_") and key not in (
             "HPCBOX_TEST_DATABASE_URL",
             "HPCBOX_TEST_BROKER_URL",
+            "HPCBOX_TEST_KUBECONFIG",
+            "HPCBOX_KUBE_CACHE",
+            "HPCBOX_KUBE_STATE",
         ):
             monkeypatch.delenv(key)
 
