@@ -283,11 +283,3 @@ def test_network_in_use_cannot_be_removed(
     with pytest.raises(ConflictError):
         runtime.remove_network(network)
     runtime.ensure_network(network, labels={})  # exists: kept as it is
-
-
-def test_tag_image_adds_a_name(runtime: EngineRuntime, image: str) -> None:
-    # One fixed name, moved again by every run: nothing piles up.
-    tag = "hpcbox/tag-test:0"
-    runtime.tag_image(image, tag)
-    assert runtime.image_exists(tag)
-    assert runtime.image_exists(image)

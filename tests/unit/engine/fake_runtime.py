@@ -208,8 +208,3 @@ class FakeRuntime:
 
     def image_exists(self, tag: str) -> bool:
         return self.images is None or tag in self.images
-
-    def tag_image(self, image: str, tag: str) -> None:
-        self._record("tag", tag)
-        if self.images is not None and image in self.images:
-            self.images.add(tag)

@@ -16,7 +16,7 @@ class FakeImages:
 
 
 class FakeRuntime:
-    """Only what the builder asks of a runtime: its name, image_exists and tag_image."""
+    """Only what the builder asks of a runtime: its name and image_exists."""
 
     def __init__(self, images: FakeImages, name: str = "podman") -> None:
         self.name = name
@@ -24,10 +24,6 @@ class FakeRuntime:
 
     def image_exists(self, tag: str) -> bool:
         return tag in self.images.tags
-
-    def tag_image(self, image: str, tag: str) -> None:
-        assert image in self.images.tags, image
-        self.images.tags.add(tag)
 
 
 @dataclass

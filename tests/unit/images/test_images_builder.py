@@ -135,18 +135,6 @@ def test_nothing_to_do(images: FakeImages, tmp_path: Path) -> None:
     assert lines == ["all images are present"]
 
 
-def test_present_images_get_the_version_tag_the_charts_name(
-    images: FakeImages, tmp_path: Path
-) -> None:
-    # Built before images were tagged :<version>: a later build tags them, builds nothing.
-    images.tags.update(image_tag(role) for role in ROLES)
-    builder, backend, _ = make(images, tmp_path)
-    assert builder.build(["slurm-worker", "operator"]) == []
-    assert backend.calls == []
-    assert {version_tag("slurm-worker"), version_tag("operator")} <= images.tags
-    assert version_tag("base") not in images.tags
-
-
 def test_only_the_missing_worker_is_built(images: FakeImages, tmp_path: Path) -> None:
     images.tags.update(image_tag(role) for role in ROLES if role != "slurm-worker")
     builder, backend, _ = make(images, tmp_path)

@@ -126,11 +126,6 @@ class ImageBuilder:
         with self._locked():
             present = [role for role in ROLES if self._exists(role)]
             plan = build_plan(roles, present, force=force)
-            # An image built before the version tag existed (or whose version tag
-            # was moved by another build) gets it back: the charts name it.
-            for role in roles:
-                if role in present and role not in plan:
-                    self._runtime.tag_image(image_tag(role), version_tag(role))
             if not plan:
                 self._log("all images are present")
                 return []

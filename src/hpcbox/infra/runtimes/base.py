@@ -201,6 +201,3 @@ class Runtime(Protocol):
 
     def image_exists(self, tag: str) -> bool:
         """True when the image is present locally (no registry is asked)."""
-
-    def tag_image(self, image: str, tag: str) -> None:
-        """Give the local image ``image`` the further name ``tag`` (``repo:tag``)."""

@@ -316,11 +316,6 @@ class EngineRuntime:
             return str(attrs.get("Id", "")).startswith(tag)
         return tag_matches(tag, attrs.get("RepoTags") or ())
 
-    def tag_image(self, image: str, tag: str) -> None:
-        repository, _, name = tag.rpartition(":")
-        with engine_errors(f"tag image {image} as {tag}"):
-            self._api.tag(image, repository, name)
-
 
 def _raw_socket(handle: Any) -> socket.socket:
     """The socket under what the SDK's ``exec_start(socket=True)`` returns."""
