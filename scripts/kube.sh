@@ -907,10 +907,16 @@ status() {
 load_images() {
     [ "$#" -gt 0 ] || die "usage: kube.sh load IMAGE..."
     healthy containerd || die "the cluster's containerd is not running: start it with scripts/kube.sh"
-    local img name
+    local img want name
     for img in "$@"; do
-        name="$(podman image inspect --format '{{index .RepoTags 0}}' "$img" 2>/dev/null)" ||
-            die "no image $img in Podman's store"
+        # The name asked for, as Podman spells it (an image has many names: the one
+        # asked for is the one a pod spec names, not whichever Podman lists first).
+        want="$img"
+        case "${img##*/}" in *:*) ;; *) want="$img:latest" ;; esac
+        name="$(podman image inspect --format '{{range .RepoTags}}{{println .}}{{end}}' "$img" 2>/dev/null |
+            grep -Fx -e "$want" -e "localhost/$want" -e "docker.io/$want" -e "docker.io/library/$want" |
+            head -n 1)" || true
+        [ -n "$name" ] || die "no image $img in Podman's store"
         log "loading $name"
         podman save -q --format docker-archive "$name" | ctr_ images import - >/dev/null
         # Podman names an unqualified image localhost/NAME; a pod spec's NAME means

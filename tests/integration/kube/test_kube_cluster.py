@@ -252,6 +252,35 @@ def test_a_claim_binds_and_a_pod_writes_to_it(k: Kubectl) -> None:
     assert k.exec("writer", "cat", "/data/file").stdout.strip() == "persisted"
 
 
+def test_a_read_write_many_claim_is_shared_by_two_pods(k: Kubectl) -> None:
+    # The charts' homes: one claim, mounted by every node at once.
+    k.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": {"name": "shared"},
+            "spec": {
+                "accessModes": ["ReadWriteMany"],
+                "resources": {"requests": {"storage": "16Mi"}},
+            },
+        }
+    )
+    mount = {"volumeMounts": [{"name": "shared", "mountPath": "/shared"}]}
+    volumes = [{"name": "shared", "persistentVolumeClaim": {"claimName": "shared"}}]
+    k.apply(
+        pod(
+            "rwx-a",
+            ["sh", "-c", "echo from-a > /shared/a && sleep 3600"],
+            container=mount,
+            volumes=volumes,
+        )
+    )
+    k.apply(pod("rwx-b", SLEEP, container=mount, volumes=volumes))
+    k.wait_ready("pod/rwx-a", timeout="240s")
+    k.wait_ready("pod/rwx-b", timeout="240s")
+    assert k.exec("rwx-b", "cat", "/shared/a").stdout.strip() == "from-a"
+
+
 def test_a_secret_mounts(k: Kubectl) -> None:
     k.run("create", "secret", "generic", "creds", "--from-literal=password=s3cr3t-value")
     reader = pod(
@@ -318,11 +347,14 @@ def test_load_copies_a_podman_image_into_the_cluster(k: Kubectl, tmp_path: Path)
     (tmp_path / "Containerfile").write_text(
         'FROM scratch\nCOPY busybox /busybox\nENTRYPOINT ["/busybox", "echo", "loaded"]\n'
     )
-    subprocess.run(["podman", "build", "-q", "-t", tag, str(tmp_path)], check=True, timeout=300)
+    # The image has another name listed first: the name asked for is the one loaded.
+    first = f"hpcbox/kube-load-test:first-{uuid.uuid4().hex[:8]}"
+    subprocess.run(["podman", "build", "-q", "-t", first, str(tmp_path)], check=True, timeout=300)
+    subprocess.run(["podman", "tag", first, tag], check=True, timeout=60)
     try:
         subprocess.run(["bash", str(KUBE_SH), "load", tag], check=True, timeout=300)
     finally:
-        subprocess.run(["podman", "rmi", "-f", tag], check=False, timeout=120)
+        subprocess.run(["podman", "rmi", "-f", first, tag], check=False, timeout=120)
     spec = pod("loaded", [], restartPolicy="Never")
     del spec["spec"]["containers"][0]["command"]
     spec["spec"]["containers"][0].update(image=tag, imagePullPolicy="Never")
