@@ -2,7 +2,8 @@
 (issue 14, items 3 and 4): every pod Ready; ``cluster status`` gives the hub's URL (a
 NodePort on the node's address) and the engines; Chromium logs in as a user the spec
 declares and runs a notebook cell whose ``ipyparallel.Client()`` reaches every
-engine, on every engine pod; ``down`` leaves nothing of the release.
+engine, on every engine pod; scaling adds an engine pod whose engines the controller
+counts; ``down`` leaves nothing of the release.
 
 Needs ``$HPCBOX_TEST_KUBECONFIG`` (see conftest.py), Chromium and Playwright: fails
 without them."""
@@ -198,6 +199,12 @@ def test_jupyter_chart_end_to_end(
     assert int(count) == engines, text
     # Every engine pod, each with its engines_per_worker engines.
     assert Counter(hosts.split()) == dict.fromkeys(engine_pods, ENGINES_PER_WORKER), text
+
+    # Scaling: a third engine pod, whose engines the controller counts when it returns.
+    record = manager.scale(NAME, WORKERS + 1)
+    assert record.workers == WORKERS + 1
+    assert len(kubectl.get("pods", namespace, INSTANCE)) == 2 + WORKERS
+    assert manager.status(NAME).engines == (WORKERS + 1) * ENGINES_PER_WORKER
 
     # down --purge: nothing of the release is left, the homes claim included.
     hpcbox(settings, kubeconfig, "cluster", "down", NAME, "--purge")
