@@ -538,6 +538,15 @@ def test_jupyter_engines_default_to_the_cpus() -> None:
     assert {"name": "HPCBOX_ENGINES", "value": "3"} in engines["spec"]["template"]["spec"]["containers"][0]["env"]  # fmt: skip
 
 
+def test_jupyter_engines_wait_for_the_hub_s_fresh_connection_files() -> None:
+    """Kept homes hold the previous controller's files: engines start once the hub
+    listens, which it does only after ipcontroller wrote new ones."""
+    engines = by_kind(template("hpcbox-jupyter", {}), "Deployment")["engines"]
+    (init,) = engines["spec"]["template"]["spec"]["initContainers"]
+    assert init["command"][-1] == "until (exec 3<>/dev/tcp/hub/8000) 2>/dev/null; do sleep 1; done"
+    assert init["resources"]["requests"] == {"cpu": "10m", "memory": "16Mi"}
+
+
 @pytest.mark.parametrize("keep", [True, False])
 def test_jupyter_keep_homes(keep: bool) -> None:
     home = by_kind(template("hpcbox-jupyter", {"keepHomes": keep}), "PersistentVolumeClaim")["home"]

@@ -7,6 +7,7 @@ tests/integration/kube/."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from hpcbox.clusters.jupyter import HUB_PYTHON
 from hpcbox.clusters.kube import KubePlacement
 from hpcbox.clusters.kube.manager import parse_node_states
 from hpcbox.clusters.manager import ClusterManager
@@ -66,6 +68,8 @@ class FakeKube:
     image_missing: bool = False
     #: How many squeue polls a draining node's jobs survive.
     job_polls: int = 0
+    #: jupyter: how many engine counts come back short (engines still registering).
+    engine_polls: int = 0
 
     # -- helm --------------------------------------------------------------------
     def template(self, release: str, chart: str, namespace: str, values: Mapping[str, Any]) -> str:
@@ -141,6 +145,15 @@ class FakeKube:
             return [{"metadata": {"name": n}} for n in sorted(self.claims.get(release, set()))]
         if kind == "secrets":
             return [{"metadata": {"name": "munge-key"}}] if release in self.releases else []
+        if kind == "services" and "jupyter" in self.releases.get(release, {}):
+            hub = self.releases[release].get("hub", {})
+            port = {"port": 8000}
+            if hub.get("serviceType") == "NodePort":
+                port["nodePort"] = hub.get("nodePort") or 30800
+            return [
+                {"metadata": {"name": "hub"}, "spec": {"ports": [{"port": 8000}]}},
+                {"metadata": {"name": "hub-http"}, "spec": {"ports": [port]}},
+            ]
         if kind == "services":
             values = self.releases.get(release, {})
             login = values.get("login", {})
@@ -180,6 +193,14 @@ class FakeKube:
             self.slurm[argv[2].split("=")[1]] = "drained"
         elif argv[0] == "scontrol" and argv[1] == "delete":
             self.slurm.pop(argv[2].split("=")[1], None)
+        elif list(argv[:5]) == ["runuser", "-u", "ipyparallel", "--", HUB_PYTHON]:
+            values = self.releases[release]
+            per = values["jupyter"]["engines_per_worker"] or values["workers"]["cpus"]
+            engines = values["workers"]["count"] * per
+            if self.engine_polls > 0:
+                self.engine_polls -= 1
+                engines -= 1
+            out = json.dumps({"engines": engines}) + "\n"
         elif argv[:2] == ["cat", HOSTFILE]:
             values = self.releases[release]
             hosts = [f"worker-{i}.worker" for i in range(values["workers"]["count"])]
@@ -301,6 +322,30 @@ def test_status_shows_pods_and_slurm(manager: ClusterManager) -> None:
     assert nodes["worker-0"].slurm_state == "idle" and nodes["worker-0"].partitions == ("batch",)
     assert status.partitions[0]["name"] == "batch"
     assert status.ssh["namespace"] == "hpcbox-k1" and status.ssh["host"] == "10.1.2.3"
+
+
+def test_jupyter_up_waits_for_every_engine_and_status_gives_the_hub(
+    manager: ClusterManager, kube: FakeKube
+) -> None:
+    kube.engine_polls = 2  # two counts come back short: the wait goes on
+    up(manager, spec(kind="jupyter", jupyter={"engines_per_worker": 3}))
+    ((_, _, chart, *_),) = [c for c in kube.calls if c[0] == "upgrade"]
+    assert chart == "hpcbox-jupyter"
+    counts = [c for c in kube.calls if c[0] == "exec" and HUB_PYTHON in c[2]]
+    assert len(counts) == 3 and {c[1] for c in counts} == {"hub-7d9f"}
+    assert counts[0][2][-2:] == ("6", "10")  # want 2 x 3 engines, waiting up to 10 s
+    record = manager.store.get("k1")
+    assert (record.state, record.ssh_port) == ("RUNNING", None)
+    status = manager.status("k1")
+    assert status.hub_url == "http://10.1.2.3:30800/" and status.engines == 6
+    assert status.nodes[0].name == "hub"
+    assert status.to_json()["hub_url"] == "http://10.1.2.3:30800/"
+    # Scaling waits for the new engines as well.
+    kube.calls.clear()
+    kube.engine_polls = 1
+    assert manager.scale("k1", 3).workers == 3
+    counts = [c for c in kube.calls if c[0] == "exec" and HUB_PYTHON in c[2]]
+    assert len(counts) == 2 and counts[-1][2][-2:] == ("9", "10")
 
 
 def test_exec_runs_on_the_node_s_pod_as_the_user(manager: ClusterManager, kube: FakeKube) -> None:

@@ -5,15 +5,19 @@ hands clusters whose runtime is ``kubernetes`` to it).
 - ``up``: ``helm upgrade --install`` of the kind's chart with the spec's values
   (:mod:`hpcbox.clusters.render.helm`), hpcbox's admin key and SSH host key added so
   that the login node is hpcbox's as on Podman; then waits until every pod is Ready
-  and, for SLURM, ``sinfo`` on the controller shows every worker idle. Images are
+  and, for SLURM, ``sinfo`` on the controller shows every worker idle (for
+  jupyter, the ipyparallel controller counts every engine). Images are
   never loaded here: a pod waiting for one (ErrImageNeverPull, ImagePullBackOff)
   stops the wait with the images to load (``scripts/kube.sh load IMAGE...``).
   With a NodePort login Service, the cluster is registered as a job target.
+- ``status``: pods (and SLURM's view); for jupyter the hub's URL (its NodePort
+  Service ``hub-http`` on a node's address) and the engines the controller counts.
 - ``scale``: SLURM scale-in drains the workers that go (``scontrol update
   nodename=X state=drain``), waits until they run no job, then ``helm upgrade
   --reuse-values --set workers.count=N`` and ``scontrol delete nodename=X``;
   scale-out upgrades, then waits for the new workers to be idle. The chart's
   hostfile ConfigMap follows, and the wait ends when the controller sees it.
+  jupyter: upgrades, then waits until the controller counts the new engines.
 - ``down``: ``helm uninstall``, then waits until no pod, Secret or claim of the
   release remains (but the homes claim, kept unless ``keepHomes`` is false or
   ``purge``).
@@ -25,12 +29,14 @@ helm and kubectl are reached through :class:`~hpcbox.infra.kube.HelmApi` and
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from hpcbox.clusters.cluster_lock import cluster_lock
+from hpcbox.clusters.jupyter import ENGINE_COUNT_SCRIPT, HUB_PYTHON
 from hpcbox.clusters.keys import ClusterKeys, load_or_create_keys, remove_keys
 from hpcbox.clusters.kube.charts import charts_dir
 from hpcbox.clusters.kube.placement import KubePlacement
@@ -44,7 +50,7 @@ from hpcbox.clusters.kube.pods import (
 )
 from hpcbox.clusters.registration import register_target, unregister_target
 from hpcbox.clusters.render.helm import HelmOptions, chart_name, helm_values
-from hpcbox.clusters.render.jupyter import front_host
+from hpcbox.clusters.render.jupyter import HUB_HOST, front_host
 from hpcbox.clusters.render.layout import CONTROLLER_HOST, HOSTFILE
 from hpcbox.clusters.render.mpi import render_hostfile
 from hpcbox.clusters.spec import ClusterKind, ClusterSpec, ClusterState, UpAction, up_action
@@ -70,6 +76,9 @@ RUNTIME = "kubernetes"
 INSTANCE = "app.kubernetes.io/instance"
 #: The claim the charts keep at uninstall when ``keepHomes`` is true.
 HOME_CLAIM = "home"
+#: The Services that publish a cluster: SLURM's SSH login, the jupyter chart's hub.
+LOGIN_SERVICE = "login"
+HUB_SERVICE = "hub-http"
 
 ToolsFactory = Callable[[KubePlacement], tuple[HelmApi, KubectlApi]]
 
@@ -297,7 +306,9 @@ class KubeClusters:
 
     def _wait_ready(self, kubectl: KubectlApi, placement: KubePlacement, spec: ClusterSpec) -> None:
         self._wait_pods(kubectl, placement, spec)
-        if spec.kind is not ClusterKind.JUPYTER:
+        if spec.kind is ClusterKind.JUPYTER:
+            self._wait_engines(kubectl, placement, spec, spec.workers.count)
+        else:
             self._wait_idle(kubectl, placement, spec, _workers(spec.workers.count))
             self._wait_hostfile(kubectl, placement, spec, spec.workers.count)
 
@@ -328,16 +339,65 @@ class KubeClusters:
 
         self._wait(f"the hostfile with {count} workers on the controller", current)
 
+    def _engines(
+        self,
+        kubectl: KubectlApi,
+        placement: KubePlacement,
+        name: str,
+        *,
+        want: int = -1,
+        wait: float = 0.0,
+    ) -> int:
+        """The engines the ipyparallel controller counts (a client on the hub, as the
+        ipyparallel account), after waiting up to ``wait`` s for ``want`` of them."""
+        argv = [
+            "runuser", "-u", "ipyparallel", "--",
+            HUB_PYTHON, "-c", ENGINE_COUNT_SCRIPT, str(want), f"{wait:.0f}",
+        ]  # fmt: skip
+        result = self._exec(kubectl, placement, name, HUB_HOST, argv, timeout=wait + 60)
+        if result.exit_code != 0:
+            raise PermanentError(
+                "counting the engines on the hub failed: "
+                f"{result.stderr.decode('utf-8', 'replace').strip()[-2000:]}"
+            )
+        try:
+            return int(json.loads(_text(result).strip().splitlines()[-1])["engines"])
+        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            raise PermanentError(f"the engine count on the hub is unreadable: {exc}") from exc
+
+    def _wait_engines(
+        self, kubectl: KubectlApi, placement: KubePlacement, spec: ClusterSpec, workers: int
+    ) -> None:
+        want = workers * spec.engines_per_worker
+        self._wait(
+            f"{want} ipyparallel engines (the controller's count)",
+            lambda: self._engines(kubectl, placement, spec.name, want=want, wait=10) == want,
+        )
+
     def _login(
         self, kubectl: KubectlApi, placement: KubePlacement, spec: ClusterSpec
     ) -> tuple[int | None, str | None]:
         """The login node's NodePort and a node address, or (None, None)."""
         if spec.kind is ClusterKind.JUPYTER:
             return None, None
-        services = kubectl.get("services", placement.namespace, f"{INSTANCE}={spec.name}")
+        return self._node_port(kubectl, placement, spec.name, LOGIN_SERVICE)
+
+    def _hub_url(self, kubectl: KubectlApi, placement: KubePlacement, name: str) -> str | None:
+        """``http://NODE:PORT/``: the jupyter chart's hub on its NodePort, or None."""
+        port, host = self._node_port(kubectl, placement, name, HUB_SERVICE)
+        if port is None or host is None:
+            return None
+        return f"http://{f'[{host}]' if ':' in host else host}:{port}/"
+
+    def _node_port(
+        self, kubectl: KubectlApi, placement: KubePlacement, name: str, service_name: str
+    ) -> tuple[int | None, str | None]:
+        """The NodePort of the release's Service ``service_name`` and a node address,
+        or (None, None)."""
+        services = kubectl.get("services", placement.namespace, f"{INSTANCE}={name}")
         port: int | None = None
         for service in services:
-            if service["metadata"]["name"] != "login":
+            if service["metadata"]["name"] != service_name:
                 continue
             for entry in service.get("spec", {}).get("ports", []):
                 if entry.get("nodePort"):
@@ -364,7 +424,15 @@ class KubeClusters:
         pods = self._pods(kubectl, placement, record.name)
         slurm: dict[str, tuple[str, tuple[str, ...]]] = {}
         partitions: tuple[dict[str, Any], ...] = ()
-        if record.spec.kind is not ClusterKind.JUPYTER and record.state in ("RUNNING", "SCALING"):
+        hub_url: str | None = None
+        engines: int | None = None
+        if record.spec.kind is ClusterKind.JUPYTER and record.state in ("RUNNING", "SCALING"):
+            try:
+                hub_url = self._hub_url(kubectl, placement, record.name)
+                engines = self._engines(kubectl, placement, record.name)
+            except HpcboxError:
+                pass
+        elif record.state in ("RUNNING", "SCALING"):
             try:
                 slurm = self._node_states(kubectl, placement, record.name)
                 partitions = parse_partitions(
@@ -383,7 +451,7 @@ class KubeClusters:
                     host, component(pod), pod["metadata"]["name"], pod_state(pod), state, parts
                 )
             )
-        nodes.sort(key=lambda n: (n.role != "controller", n.name))
+        nodes.sort(key=lambda n: (n.role not in ("controller", "hub"), n.name))
         keys = self._keys(record.name)
         login_host: str | None = None
         if record.ssh_port is not None:
@@ -397,7 +465,7 @@ class KubeClusters:
             "host_key": keys.host_public_key,
             "namespace": placement.namespace,
         }
-        return ClusterStatus(record, tuple(nodes), partitions, ssh)
+        return ClusterStatus(record, tuple(nodes), partitions, ssh, hub_url, engines)
 
     def exec(
         self,
@@ -496,7 +564,9 @@ class KubeClusters:
             update={"workers": spec.workers.model_copy(update={"count": workers})}
         )
         self._wait_pods(kubectl, placement, scaled)
-        if slurm:
+        if not slurm:
+            self._wait_engines(kubectl, placement, spec, workers)
+        else:
             for host in going:
                 self._slurm(
                     kubectl, placement, spec.name, ["scontrol", "delete", f"nodename={host}"]
