@@ -707,6 +707,13 @@ DEVELOPMENT: tuple[tuple[str, str], ...] = (
     ("HPCBOX_TEST_DATABASE_URL", "the PostgreSQL tests' server (`scripts/postgres.sh`)"),
     ("HPCBOX_TEST_BROKER_URL", "the Celery tests' Redis (`scripts/redis.sh`)"),
     ("HPCBOX_TEST_KUBECONFIG", "the Kubernetes tests' cluster (`scripts/kube.sh`)"),
+    ("HPCBOX_KUBE_CACHE", "`scripts/kube.sh`: built binaries and images (`~/.cache/hpcbox/kube`)"),
+    (
+        "HPCBOX_KUBE_STATE",
+        "`scripts/kube.sh`: PKI, etcd, containerd, logs (`~/.local/state/hpcbox/kube`)",
+    ),
+    ("HPCBOX_KUBE_API_PORT", "`scripts/kube.sh`: kube-apiserver's port (`6443`)"),
+    ("HPCBOX_KUBE_NODE_IP", "`scripts/kube.sh`: the node's address (the default route's)"),
     ("HPCBOX_TEST_REDIS_PORT", "`scripts/redis.sh`: the port (`6379`)"),
     ("HPCBOX_TEST_CACHE", "the container tests' image cache (`/var/tmp/hpcbox-test-cache`)"),
     ("HPCBOX_TEST_REBUILD_IMAGES", "the image tests: `1` rebuilds every image"),
