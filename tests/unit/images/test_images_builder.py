@@ -159,6 +159,7 @@ def test_a_present_image_gets_the_tags_it_lacks(images: FakeImages, tmp_path: Pa
         ("tag", image_tag("mariadb"), latest_tag("mariadb")),
     ]
     assert {version_tag("slurmdbd"), latest_tag("mariadb")} <= images.tags
+    assert f"tagged {image_tag('mariadb')} as {latest_tag('mariadb')}" in lines
 
 
 def test_force_rebuilds_present_images(images: FakeImages, tmp_path: Path) -> None:
