@@ -126,7 +126,7 @@ def slurm_release(
     finally:
         helm.uninstall(SLURM, SLURM_NS)
         kubectl.delete("pvc", SLURM_NS, f"app.kubernetes.io/instance={SLURM}")
-        Cli(kubeconfig).run("delete", "namespace", SLURM_NS, "--wait=false")
+        Cli(kubeconfig).run("delete", "namespace", SLURM_NS, "--timeout=110s")
 
 
 @pytest.fixture(scope="module")
@@ -158,7 +158,7 @@ def operator(kubeconfig: str, operator_image: str, slurm_release: ClusterKeys) -
         logs = cli.run("logs", "-n", OPERATOR_NS, "deploy/hpcbox-operator", "--tail=200")
         print(logs.stdout, logs.stderr)
         helm.uninstall("hpcbox-operator", OPERATOR_NS)
-        cli.run("delete", "namespace", OPERATOR_NS, "--wait=false")
+        cli.run("delete", "namespace", OPERATOR_NS, "--timeout=110s")
 
 
 def slurmjob(name: str, script: str, host_key: str) -> str:
