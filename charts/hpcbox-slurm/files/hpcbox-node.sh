@@ -123,6 +123,26 @@ register_associations() {
     ) &
 }
 
+# Kubernetes starts every pod at once, and slurmctld with accounting exits at once
+# ("fatal: You are running with a database but for some reason we have no TRES from
+# it") when slurmdbd does not answer yet and there is no state file: wait for it.
+# (On Podman and Docker hpcbox starts slurmdbd first.)
+wait_for_slurmdbd() {
+    [ -n "$mounts" ] || return 0
+    local conf=/etc/slurm/slurm.conf host port
+    grep -qx 'AccountingStorageType=accounting_storage/slurmdbd' "$conf" || return 0
+    host="$(sed -n 's/^AccountingStorageHost=//p' "$conf")"
+    port="$(sed -n 's/^AccountingStoragePort=//p' "$conf")"
+    log "waiting for slurmdbd at ${host:-slurmdbd}:${port:-6819}"
+    for _ in $(seq 300); do
+        if (exec 3<>"/dev/tcp/${host:-slurmdbd}/${port:-6819}") 2>/dev/null; then
+            return 0
+        fi
+        sleep 1
+    done
+    log "slurmdbd does not answer after 300 s: starting slurmctld anyway"
+}
+
 start_munge() {
     # munged insists on a world-searchable socket directory, private state and logs.
     install -d -o munge -g munge -m 0755 /run/munge
@@ -212,6 +232,7 @@ case "$role" in
         [ "${HPCBOX_JUPYTERHUB:-}" = 1 ] && start_jupyterhub
         install -d -o slurm -g slurm /var/spool/slurmctld /var/log/slurm
         register_associations
+        wait_for_slurmdbd
         log "starting slurmctld"
         exec /usr/sbin/slurmctld -D -i
         ;;

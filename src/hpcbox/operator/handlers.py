@@ -60,6 +60,18 @@ def _ref(meta: Mapping[str, Any]) -> ObjectRef:
     return ObjectRef(namespace=str(meta["namespace"]), name=str(meta["name"]), uid=str(meta["uid"]))
 
 
+@kopf.on.login(registry=registry)
+def login(settings: kopf.OperatorSettings, **kwargs: Any) -> kopf.ConnectionInfo | None:
+    """kopf's own connection, as lightkube's: the Pod's service account, else the
+    kubeconfig (``$KUBECONFIG``, ``~/.kube/config``). kopf's default login handlers
+    live on its global registry (not :data:`registry`) and need the kubernetes or
+    pykube-ng client, neither of which hpcbox installs: without this, kopf stops at
+    once with "LoginError: Ran out of valid credentials"."""
+    return kopf.login_with_service_account(
+        settings=settings, **kwargs
+    ) or kopf.login_with_kubeconfig(settings=settings, **kwargs)
+
+
 @kopf.on.startup(registry=registry)
 def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     """Keep kopf's bookkeeping in annotations (the status is the user's), then start

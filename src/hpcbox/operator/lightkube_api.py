@@ -6,8 +6,9 @@ the operator's own calls go through lightkube, a small typed client. The
 connection comes from the in-cluster service account, else ``$KUBECONFIG`` /
 ``~/.kube/config`` (lightkube's ``KubeConfig.from_env``).
 
-Untested against a real API server: none could run where hpcbox is developed
-(see docs/kubernetes.md). The logic above this seam is tested with a fake.
+Run against a real API server (Kubernetes v1.34, ``scripts/kube.sh``) by
+tests/integration/kube/test_operator_chart.py: Secrets read, statuses patched, Events
+posted, log Pods created and read. The logic above this seam is tested with a fake.
 """
 
 from __future__ import annotations

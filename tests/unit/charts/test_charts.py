@@ -586,7 +586,8 @@ def test_operator_rbac_is_least_privilege() -> None:
             "apiGroups": ["apiextensions.k8s.io"],
             "resources": ["customresourcedefinitions"],
             "verbs": ["list", "watch"],
-        }
+        },
+        {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]},
     ]
     (deployment,) = by_kind(docs, "Deployment").values()
     pod = deployment["spec"]["template"]["spec"]

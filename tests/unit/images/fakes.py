@@ -50,6 +50,11 @@ class FakeBackend:
         self.calls.append(("import", tarball.name, reference))
         self.images.tags.add(reference)
 
+    def tag(self, source: str, targets: Sequence[str]) -> None:
+        self.calls.append(("tag", source, *targets))
+        assert source in self.images.tags
+        self.images.tags.update(targets)
+
     def build(
         self, context: Mapping[str, bytes], *, tags: Sequence[str], build_args: Mapping[str, str]
     ) -> None:

@@ -127,8 +127,13 @@ def test_a_local_debian_image_is_used_without_pulling(
     assert backend.build_args["base"]["DEBIAN_IMAGE"] == present
 
 
+def built(role: str) -> set[str]:
+    """The three tags a build gives an image."""
+    return {image_tag(role), version_tag(role), latest_tag(role)}
+
+
 def test_nothing_to_do(images: FakeImages, tmp_path: Path) -> None:
-    images.tags.update(image_tag(role) for role in ROLES)
+    images.tags.update(t for role in ROLES for t in built(role))
     builder, backend, lines = make(images, tmp_path)
     assert builder.build() == []
     assert backend.calls == []
@@ -136,10 +141,25 @@ def test_nothing_to_do(images: FakeImages, tmp_path: Path) -> None:
 
 
 def test_only_the_missing_worker_is_built(images: FakeImages, tmp_path: Path) -> None:
-    images.tags.update(image_tag(role) for role in ROLES if role != "slurm-worker")
+    images.tags.update(t for role in ROLES if role != "slurm-worker" for t in built(role))
     builder, backend, _ = make(images, tmp_path)
     assert builder.build() == [image_tag("slurm-worker")]
     assert backend.calls == [("build", "slurm-worker")]
+
+
+def test_a_present_image_gets_the_tags_it_lacks(images: FakeImages, tmp_path: Path) -> None:
+    # Built before images had a version tag: only the digest tag. Nothing is built, but
+    # the charts' tag (hpcbox/<role>:<version>) must name it.
+    images.tags.update(t for role in ROLES for t in built(role))
+    images.tags -= {version_tag("slurmdbd"), latest_tag("slurmdbd"), latest_tag("mariadb")}
+    builder, backend, lines = make(images, tmp_path)
+    assert builder.build(["slurmdbd", "mariadb"]) == []
+    assert backend.calls == [
+        ("tag", image_tag("slurmdbd"), version_tag("slurmdbd"), latest_tag("slurmdbd")),
+        ("tag", image_tag("mariadb"), latest_tag("mariadb")),
+    ]
+    assert {version_tag("slurmdbd"), latest_tag("mariadb")} <= images.tags
+    assert f"tagged {image_tag('mariadb')} as {latest_tag('mariadb')}" in lines
 
 
 def test_force_rebuilds_present_images(images: FakeImages, tmp_path: Path) -> None:

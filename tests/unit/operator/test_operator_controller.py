@@ -131,7 +131,8 @@ def test_errors_map_onto_kopf(controller: SlurmJobController, kube: FakeKube) ->
 
 def test_handlers_are_registered() -> None:
     activities = [h.id for h in handlers.registry._activities.get_all_handlers()]
-    assert activities == ["startup", "cleanup"]
+    # login: kopf's own connection (its defaults are on its global registry).
+    assert activities == ["login", "startup", "cleanup"]
     changing = [h.id for h in handlers.registry._changing.get_all_handlers()]
     # "created" twice: on creation, and on resume after a restart.
     assert changing == ["created", "created", "edited/spec", "deleted"]

@@ -240,6 +240,7 @@ def test_rbac_is_least_privilege() -> None:
     }
     assert rules == {
         ("ClusterRole", "customresourcedefinitions"): ["list", "watch"],
+        ("ClusterRole", "namespaces"): ["list", "watch"],
         ("Role", "slurmjobs"): ["get", "list", "patch", "watch"],
         ("Role", "slurmjobs/status"): ["get", "patch"],
         ("Role", "secrets"): ["get"],

@@ -26,6 +26,7 @@ from hpcbox.clusters.images.commands import (
     podman_build_argv,
     podman_import_argv,
     podman_pull_argv,
+    podman_tag_argv,
 )
 from hpcbox.clusters.images.context import CONTAINERFILE, context_dir, context_tar
 from hpcbox.clusters.images.process import TAIL_LINES, output_sink, run_streamed
@@ -52,6 +53,9 @@ class BuildBackend(Protocol):
 
     def import_rootfs(self, tarball: Path, reference: str) -> None:
         """Import a root filesystem tarball as image ``reference``."""
+
+    def tag(self, source: str, targets: Sequence[str]) -> None:
+        """Give the present image ``source`` the names ``targets`` (moved if they exist)."""
 
     def build(
         self, context: Mapping[str, bytes], *, tags: Sequence[str], build_args: Mapping[str, str]
@@ -104,6 +108,15 @@ class PodmanCliBackend:
             what=f"import {reference}",
             env=self._env,
             timeout=BUILD_TIMEOUT,
+        )
+
+    def tag(self, source: str, targets: Sequence[str]) -> None:
+        run_streamed(
+            podman_tag_argv(self._podman, source, targets),
+            output=output_sink(self._reporter),
+            what=f"tag {source}",
+            env=self._env,
+            timeout=PULL_TIMEOUT,
         )
 
     def build(
@@ -183,6 +196,14 @@ class DockerApiBackend:
         if not self._runtime.image_exists(reference) and image_id:
             # Podman's import endpoint ignores the tag: set it explicitly.
             self._api.tag(image_id, repo, tag)
+
+    def tag(self, source: str, targets: Sequence[str]) -> None:
+        try:
+            for target in targets:
+                repo, tag = _split(target)
+                self._api.tag(source, repo, tag)
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            raise PermanentError(f"tag {source}: {exc}") from exc
 
     def build(
         self, context: Mapping[str, bytes], *, tags: Sequence[str], build_args: Mapping[str, str]

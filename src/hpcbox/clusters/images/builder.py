@@ -126,11 +126,24 @@ class ImageBuilder:
         with self._locked():
             present = [role for role in ROLES if self._exists(role)]
             plan = build_plan(roles, present, force=force)
+            # A present image keeps its digest tag, but may lack the version tag the
+            # charts name (built before it existed, or moved by a build of other content).
+            self._tag_present([role for role in dict.fromkeys(roles) if role not in plan])
             if not plan:
                 self._log("all images are present")
                 return []
             with self._logged():
                 return self._build(plan, host_ca)
+
+    def _tag_present(self, roles: Sequence[str]) -> None:
+        """Give each present image the version and latest tags it lacks (an image built
+        before hpcbox gave them keeps only its digest tag, and the charts name the
+        version tag)."""
+        for role in roles:
+            targets = [t for t in (version_tag(role), latest_tag(role)) if not self._has(t)]
+            if targets:
+                self._get_backend().tag(image_tag(role), targets)
+                self._log(f"tagged {image_tag(role)} as {', '.join(targets)}")
 
     def debian_image(self) -> str:
         """A local Debian bookworm image's reference: present, pulled or bootstrapped now.
@@ -177,7 +190,10 @@ class ImageBuilder:
         return built
 
     def _exists(self, role: str) -> bool:
-        return self._runtime.image_exists(image_tag(role))
+        return self._has(image_tag(role))
+
+    def _has(self, tag: str) -> bool:
+        return self._runtime.image_exists(tag)
 
     def _get_backend(self) -> BuildBackend:
         if self._backend is None:

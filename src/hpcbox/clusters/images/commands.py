@@ -12,6 +12,7 @@ __all__ = [
     "podman_build_argv",
     "podman_import_argv",
     "podman_pull_argv",
+    "podman_tag_argv",
 ]
 
 #: Applied to an imported root filesystem, so it starts like the official image.
@@ -54,3 +55,8 @@ def podman_import_argv(podman: str, tarball: Path, reference: str) -> list[str]:
 
 def podman_pull_argv(podman: str, reference: str) -> list[str]:
     return [podman, "pull", reference]
+
+
+def podman_tag_argv(podman: str, source: str, targets: Sequence[str]) -> list[str]:
+    """``podman tag``: more names for the image ``source``."""
+    return [podman, "tag", source, *targets]
