@@ -79,7 +79,9 @@ def spec_for(name: str, runtime: str, *, accounting: bool) -> ClusterSpec:
 
 def first_mpi_job(manager: ClusterManager, name: str) -> None:
     """Submit the MPI job as ``bench`` and return once it is COMPLETED on 2 nodes."""
-    submitted = manager.exec(name, ["sbatch", "--parsable"], user="bench", stdin=JOB)
+    # --chdir: an exec on Podman starts in /, one on Kubernetes in the user's home.
+    argv = ["sbatch", "--parsable", "--chdir=/home/bench"]
+    submitted = manager.exec(name, argv, user="bench", stdin=JOB)
     assert submitted.exit_code == 0, submitted.stderr.decode(errors="replace")
     job_id = submitted.stdout.decode().strip().split(";")[0]
     while True:
@@ -89,7 +91,7 @@ def first_mpi_job(manager: ClusterManager, name: str) -> None:
         for bad in ("FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY"):
             assert f"JobState={bad}" not in shown, shown
         time.sleep(0.05)
-    out = manager.exec(name, ["cat", "mpi.out"], user="bench").stdout.decode()
+    out = manager.exec(name, ["cat", "/home/bench/mpi.out"], user="bench").stdout.decode()
     ranks = [line for line in out.splitlines() if line.startswith("rank ")]
     assert len(ranks) == 2, out
 
