@@ -47,6 +47,7 @@ from hpcbox.clusters.render.slurm import (
     worker_name,
 )
 from hpcbox.clusters.spec import ClusterSpec
+from hpcbox.clusters.status import PARTITIONS_ARGV, parse_partitions
 from hpcbox.infra.runtimes import FileEntry, Mount, PortBinding
 
 __all__ = ["HOSTFILE", "SlurmKind", "db_volume", "slurm_files"]
@@ -250,21 +251,7 @@ class SlurmKind:
 
     def partitions(self) -> tuple[dict[str, Any], ...]:
         """The partitions, as ``sinfo`` shows them."""
-        out = output(self.nodes.exec(CONTROLLER_HOST, ["sinfo", "-h", "-o", "%P|%a|%l|%D|%N"]))
-        partitions = []
-        for line in out.splitlines():
-            part, avail, limit, count, nodelist = line.strip().split("|")
-            partitions.append(
-                {
-                    "name": part.rstrip("*"),
-                    "default": part.endswith("*"),
-                    "available": avail,
-                    "time_limit": limit,
-                    "nodes": int(count),
-                    "nodelist": nodelist,
-                }
-            )
-        return tuple(partitions)
+        return parse_partitions(output(self.nodes.exec(CONTROLLER_HOST, list(PARTITIONS_ARGV))))
 
     def status(self, spec: ClusterSpec) -> KindStatus:
         return KindStatus(node_states=self.node_states(), partitions=self.partitions())

@@ -9,7 +9,10 @@ from typing import Any
 from hpcbox.clusters.spec import ClusterKind
 from hpcbox.clusters.store import ClusterRecord
 
-__all__ = ["ClusterStatus", "NodeState"]
+__all__ = ["PARTITIONS_ARGV", "ClusterStatus", "NodeState", "parse_partitions"]
+
+#: What both runtimes run on the controller for ``cluster status``'s partitions.
+PARTITIONS_ARGV = ("sinfo", "-h", "-o", "%P|%a|%l|%D|%N")
 
 
 @dataclass(frozen=True)
@@ -58,3 +61,21 @@ class ClusterStatus:
         if self.record.spec.kind is ClusterKind.JUPYTER:
             data["engines"] = self.engines
         return data
+
+
+def parse_partitions(out: str) -> tuple[dict[str, Any], ...]:
+    """The output of :data:`PARTITIONS_ARGV` as ``cluster status`` shows partitions."""
+    partitions = []
+    for line in out.splitlines():
+        part, avail, limit, count, nodelist = line.strip().split("|")
+        partitions.append(
+            {
+                "name": part.rstrip("*"),
+                "default": part.endswith("*"),
+                "available": avail,
+                "time_limit": limit,
+                "nodes": int(count),
+                "nodelist": nodelist,
+            }
+        )
+    return tuple(partitions)

@@ -54,7 +54,7 @@ from hpcbox.clusters.render.jupyter import HUB_HOST, front_host
 from hpcbox.clusters.render.layout import CONTROLLER_HOST, HOSTFILE
 from hpcbox.clusters.render.mpi import render_hostfile
 from hpcbox.clusters.spec import ClusterKind, ClusterSpec, ClusterState, UpAction, up_action
-from hpcbox.clusters.status import ClusterStatus, NodeState
+from hpcbox.clusters.status import PARTITIONS_ARGV, ClusterStatus, NodeState, parse_partitions
 from hpcbox.clusters.store import ClusterRecord, ClusterStore
 from hpcbox.core.errors import (
     ConflictError,
@@ -152,16 +152,18 @@ class KubeClusters:
         limit = self.ready_timeout if timeout is None else timeout
         deadline = self._clock() + limit
         self.reporter.waiting(what)
+        last: HpcboxError | None = None
         while True:
             if check is not None:
                 check()
             try:
                 if done():
                     return
-            except HpcboxError:
-                pass  # not answering yet
+            except HpcboxError as exc:
+                last = exc  # not answering yet: asked again until the deadline
             if self._clock() > deadline:
-                raise UnavailableError(f"gave up after {limit:.0f} s waiting for {what}")
+                said = f" (last: {last})" if last is not None else ""
+                raise UnavailableError(f"gave up after {limit:.0f} s waiting for {what}{said}")
             self._sleep(self.poll)
 
     def _pods(self, kubectl: KubectlApi, placement: KubePlacement, name: str) -> list[Any]:
@@ -436,9 +438,7 @@ class KubeClusters:
             try:
                 slurm = self._node_states(kubectl, placement, record.name)
                 partitions = parse_partitions(
-                    self._slurm(
-                        kubectl, placement, record.name, ["sinfo", "-h", "-o", "%P|%a|%l|%D|%N"]
-                    )
+                    self._slurm(kubectl, placement, record.name, list(PARTITIONS_ARGV))
                 )
             except (HpcboxError, ValueError):
                 pass
@@ -699,21 +699,3 @@ def parse_node_states(out: str) -> dict[str, tuple[str, tuple[str, ...]]]:
         prev = states.get(node, (state, ()))
         states[node] = (state, (*prev[1], partition.rstrip("*")))
     return states
-
-
-def parse_partitions(out: str) -> tuple[dict[str, Any], ...]:
-    """``sinfo -h -o %P|%a|%l|%D|%N`` as ``cluster status`` shows partitions."""
-    partitions = []
-    for line in out.splitlines():
-        part, avail, limit, count, nodelist = line.strip().split("|")
-        partitions.append(
-            {
-                "name": part.rstrip("*"),
-                "default": part.endswith("*"),
-                "available": avail,
-                "time_limit": limit,
-                "nodes": int(count),
-                "nodelist": nodelist,
-            }
-        )
-    return tuple(partitions)
