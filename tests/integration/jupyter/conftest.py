@@ -121,3 +121,33 @@ def login(browser: Browser, hub_url: str, user: str, password: str) -> Page:
     page.fill("#password_input", password)
     page.click("#login_submit")
     return page
+
+
+def run_first_cell(page: Page, notebook_url: str, marker: str, screenshot: str) -> str:
+    """Open the notebook, run its first cell once the kernel is connected, and return
+    the text of the output that shows ``marker``; a screenshot goes to ARTIFACTS
+    either way (the cell's output, or what went wrong instead)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    page.goto(notebook_url)
+    editor = page.locator(".jp-Notebook .jp-Cell .cm-content").first
+    editor.wait_for()
+    # Run once the kernel is connected (the status bar says so).
+    page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=120_000)
+    output = page.locator(".jp-OutputArea-output", has_text=marker).first
+    ARTIFACTS.mkdir(exist_ok=True)
+    try:
+        # A key press that lands while the kernel is still connecting is dropped
+        # by JupyterLab (the cell moves on, unrun): press again until it ran.
+        for attempt in range(3):
+            editor.click()
+            page.keyboard.press("Shift+Enter")
+            try:
+                output.wait_for(timeout=60_000)
+                break
+            except PlaywrightTimeout:
+                if attempt == 2:
+                    raise
+    finally:
+        page.screenshot(path=str(ARTIFACTS / screenshot), full_page=True)
+    return output.inner_text()

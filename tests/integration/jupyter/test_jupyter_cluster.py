@@ -13,7 +13,7 @@ from hpcbox.clusters.jupyter import HUB_PYTHON
 from hpcbox.clusters.manager import ClusterManager
 from hpcbox.clusters.render.jupyter import CLIENT_FILE
 from hpcbox.infra.runtimes import ExecResult
-from tests.integration.jupyter.conftest import ARTIFACTS, USERS, Hub, hpcbox_cli, login
+from tests.integration.jupyter.conftest import USERS, Hub, hpcbox_cli, login, run_first_cell
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser
@@ -70,7 +70,6 @@ def _notebook(source: str) -> bytes:
 def test_a_student_runs_a_cell_over_every_engine_in_a_browser(
     hub: Hub, jupyter_manager: ClusterManager, browser: Browser
 ) -> None:
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     written = jupyter_manager.exec(
         hub.name, ["tee", "/home/alice/hostnames.ipynb"], user="alice", stdin=_notebook(CELL)
@@ -79,29 +78,12 @@ def test_a_student_runs_a_cell_over_every_engine_in_a_browser(
     page = login(browser, hub.url, "alice", USERS["alice"])
     # The hub spawns alice's JupyterLab and sends the browser there.
     page.wait_for_url("**/user/alice/lab**", timeout=180_000)
-    page.goto(hub.url + "user/alice/lab/tree/hostnames.ipynb")
-    editor = page.locator(".jp-Notebook .jp-Cell .cm-content").first
-    editor.wait_for()
-    # Run once the kernel is connected (the status bar says so).
-    page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=120_000)
-    output = page.locator(".jp-OutputArea-output", has_text="ENGINE HOSTS:").first
-    ARTIFACTS.mkdir(exist_ok=True)
-    try:
-        # A key press that lands while the kernel is still connecting is dropped
-        # by JupyterLab (the cell moves on, unrun): press again until it ran.
-        for attempt in range(3):
-            editor.click()
-            page.keyboard.press("Shift+Enter")
-            try:
-                output.wait_for(timeout=60_000)
-                break
-            except PlaywrightTimeout:
-                if attempt == 2:
-                    raise
-    finally:
-        # Kept either way: it shows the cell's output, or what went wrong instead.
-        page.screenshot(path=str(ARTIFACTS / "jupyter-notebook.png"), full_page=True)
-    text = output.inner_text()
+    text = run_first_cell(
+        page,
+        hub.url + "user/alice/lab/tree/hostnames.ipynb",
+        "ENGINE HOSTS:",
+        "jupyter-notebook.png",
+    )
     hosts = text.split("ENGINE HOSTS:", 1)[1].split()
     assert hosts == ["worker1", "worker2"], text
 

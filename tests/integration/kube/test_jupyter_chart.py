@@ -29,7 +29,7 @@ from hpcbox.clusters.users import user_from_option
 from hpcbox.core.settings import Settings
 from hpcbox.infra.db import open_engine
 from hpcbox.infra.kube import Helm, KubeContext, Kubectl, find_tool
-from tests.integration.jupyter.conftest import ARTIFACTS, CHROMIUM, login
+from tests.integration.jupyter.conftest import CHROMIUM, login, run_first_cell
 
 from .conftest import ROOT, env_for
 
@@ -145,7 +145,6 @@ def test_jupyter_chart_end_to_end(
     namespace: str,
     browser: Browser,
 ) -> None:
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     settings, status = cluster
     engines = WORKERS * ENGINES_PER_WORKER
@@ -175,26 +174,12 @@ def test_jupyter_chart_end_to_end(
     assert written.exit_code == 0, written.stderr
     page = login(browser, hub_url, USER, PASSWORD)
     page.wait_for_url(f"**/user/{USER}/lab**", timeout=180_000)
-    page.goto(hub_url + f"user/{USER}/lab/tree/engines.ipynb")
-    editor = page.locator(".jp-Notebook .jp-Cell .cm-content").first
-    editor.wait_for()
-    page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=120_000)
-    output = page.locator(".jp-OutputArea-output", has_text="ENGINES:").first
-    ARTIFACTS.mkdir(exist_ok=True)
-    try:
-        # A key press while the kernel still connects is dropped: press again.
-        for attempt in range(3):
-            editor.click()
-            page.keyboard.press("Shift+Enter")
-            try:
-                output.wait_for(timeout=60_000)
-                break
-            except PlaywrightTimeout:
-                if attempt == 2:
-                    raise
-    finally:
-        page.screenshot(path=str(ARTIFACTS / "kube-jupyter-notebook.png"), full_page=True)
-    text = output.inner_text()
+    text = run_first_cell(
+        page,
+        hub_url + f"user/{USER}/lab/tree/engines.ipynb",
+        "ENGINES:",
+        "kube-jupyter-notebook.png",
+    )
     count, hosts = text.split("ENGINES:", 1)[1].split("HOSTS:", 1)
     assert int(count) == engines, text
     # Every engine pod, each with its engines_per_worker engines.
